@@ -1,0 +1,1 @@
+"""The `scale-datasets` command line (installed as scale_datasets.cli)."""

@@ -1,0 +1,111 @@
+"""torch Datasets over built files, following torchvision's conventions.
+
+`MNISTScale(path, split, realisation)` gives (float32 tensor 1 x H x W in [0, 1], int label),
+plus the applied scale factor with `return_scale=True`. By default a realisation's split is read
+into RAM (about 50 MB for MNIST-Scale); `in_memory=False` opens the file lazily in each process
+instead, so the dataset pickles cheaply into DataLoader workers (fork, spawn or forkserver).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import InvalidParameterError
+from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
+from .storage.format import realisation_group
+from .storage.reader import open_ours
+
+__all__ = ["MNIST_SCALE_MEAN", "MNIST_SCALE_STD", "MNISTScale"]
+
+
+class MNISTScale(Dataset):
+    """One split of one realisation of an MNIST-Scale file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        split: str = "train",
+        realisation: int = 0,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        return_scale: bool = False,
+        in_memory: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.split = split
+        self.realisation = realisation
+        self.transform = transform
+        self.target_transform = target_transform
+        self.return_scale = return_scale
+        self.in_memory = in_memory
+        self._key = f"{realisation_group(realisation)}/{split}"
+        with open_ours(self.path) as h5:
+            if realisation_group(realisation) not in h5:
+                have = sorted(int(g.split("_")[1]) for g in h5 if g.startswith("realisation_"))
+                raise InvalidParameterError(
+                    f"realisation: {realisation} is not in {self.path} (it has {have})")
+            if self._key not in h5:
+                have = sorted(h5[realisation_group(realisation)])
+                raise InvalidParameterError(
+                    f"split: {split!r} is not in {self.path} (it has {', '.join(have)})")
+            group = h5[self._key]
+            self.labels: np.ndarray = group["labels"][:]
+            self.scales: np.ndarray = group["scales"][:]
+            self.source_index: np.ndarray = group["source_index"][:]
+            self._images: np.ndarray | None = group["images"][:] if in_memory else None
+            self.image_shape: tuple[int, ...] = tuple(group["images"].shape[1:])
+        self._h5: h5py.File | None = None
+        self._h5_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """Labels as a tensor, as torchvision's MNIST exposes them."""
+        return torch.from_numpy(self.labels)
+
+    def _pixels(self, index: int) -> np.ndarray:
+        if self._images is not None:
+            return self._images[index]
+        # Open once per process: an h5py handle must never cross a fork or a pickle.
+        if self._h5 is None or self._h5_pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._h5_pid = os.getpid()
+        return self._h5[self._key]["images"][index]
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = int(index) % len(self)
+        pixels = self._pixels(index)
+        image = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+        if image.ndim == 2:
+            image = image.unsqueeze(0)
+        target: Any = int(self.labels[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        if self.return_scale:
+            return image, target, float(self.scales[index])
+        return image, target
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"] = None
+        state["_h5_pid"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (f"MNISTScale(path={str(self.path)!r}, split={self.split!r}, "
+                f"realisation={self.realisation}, samples={len(self)}, "
+                f"in_memory={self.in_memory})")

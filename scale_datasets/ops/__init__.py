@@ -1,0 +1,1 @@
+"""Image operations (scaling and friends) used to render the datasets."""

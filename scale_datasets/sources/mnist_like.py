@@ -1,0 +1,263 @@
+"""The MNIST-family sources (mnist, fashion-mnist, kmnist, or any folder of the four IDX files).
+
+A source is the pool every preset samples from: train images followed by test images, with
+labels, plus the sha256 of the decoded arrays so a built file records exactly what it came from.
+Files are looked up where users already have them (torchvision's layout under a root, Debian's
+dataset package) before anything is downloaded, and the download goes through torchvision so its
+md5 table guards the archives. torch is imported only when a download actually happens, because
+importing it costs seconds that `list`/`info` style commands should not pay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scale_datasets.errors import InvalidParameterError, SourceCorruptError, SourceNotFoundError
+from scale_datasets.sources.idx import read_idx_images, read_idx_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MnistLikeSpec:
+    """Where torchvision keeps a named source: its dataset class and folder under the root."""
+
+    torchvision_class: str
+    folder: str
+
+
+MNIST_LIKE_REGISTRY: dict[str, MnistLikeSpec] = {
+    "mnist": MnistLikeSpec("MNIST", "MNIST"),
+    "fashion-mnist": MnistLikeSpec("FashionMNIST", "FashionMNIST"),
+    "kmnist": MnistLikeSpec("KMNIST", "KMNIST"),
+}
+MNIST_LIKE_SOURCES: tuple[str, ...] = tuple(MNIST_LIKE_REGISTRY)
+
+# Folders that system packages install sources into, searched after the root. A module constant so
+# tests can point it at a temporary folder.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+# The package that fills SYSTEM_DIRS, for the "how to fix it" part of error messages.
+SYSTEM_PACKAGES: dict[str, str] = {"fashion-mnist": "dataset-fashion-mnist"}
+
+SOURCE_DIR_NAME = "idx-dir"
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+IDX_FILE_NAMES: tuple[str, ...] = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+N_CLASSES = 10
+# Without a socket timeout a black-holed connection can hang urllib for minutes.
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, eq=False)  # eq on numpy fields would raise; compare the sha256 instead
+class SourceData:
+    """A decoded source pool: train images then test images, read-only, with content hashes."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    n_train: int
+    files: tuple[str, ...]
+    images_sha256: str
+    labels_sha256: str
+
+    @property
+    def n_test(self) -> int:
+        return len(self.images) - self.n_train
+
+    def describe(self) -> dict:
+        """JSON-able summary that goes into a built file's `source` attribute."""
+        return {
+            "name": self.name,
+            "files": list(self.files),
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "shape": list(self.images.shape),
+            "images_sha256": self.images_sha256,
+            "labels_sha256": self.labels_sha256,
+        }
+
+
+def default_root() -> Path:
+    """`$SCALE_DATASETS_HOME` if set, else `~/.cache/scale-datasets` (torchvision layout inside)."""
+    env = os.environ.get("SCALE_DATASETS_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "scale-datasets"
+
+
+def _resolve_file(folder: Path, name: str) -> Path | None:
+    """`folder/name`, else `folder/name.gz`: torchvision leaves both, the plain one reads faster."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_files(folder: Path) -> tuple[tuple[Path, ...] | None, str]:
+    """The four IDX files in `folder` (or None) and a note on why the folder did not qualify."""
+    if not folder.is_dir():
+        return None, "does not exist"
+    found = [_resolve_file(folder, name) for name in IDX_FILE_NAMES]
+    missing = [name for name, path in zip(IDX_FILE_NAMES, found, strict=True) if path is None]
+    if missing:
+        return None, "lacks " + ", ".join(missing)
+    return tuple(path for path in found if path is not None), ""
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def _read_split(split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one split and check it is self-consistent (counts match, labels are digits 0..9)."""
+    images = read_idx_images(images_path)
+    labels = read_idx_labels(labels_path)
+    if len(images) != len(labels):
+        raise SourceCorruptError(
+            f"{split} split mismatch: {len(images)} images in {images_path} but "
+            f"{len(labels)} labels in {labels_path}"
+        )
+    if labels.size and int(labels.max()) >= N_CLASSES:
+        raise SourceCorruptError(
+            f"labels in {labels_path} must lie in 0..{N_CLASSES - 1}, found {int(labels.max())}"
+        )
+    return images, labels
+
+
+def _load_files(name: str, paths: tuple[Path, ...]) -> SourceData:
+    """Decode the four files (train images, train labels, test images, test labels) into a pool."""
+    train_images, train_labels = _read_split("train", paths[0], paths[1])
+    test_images, test_labels = _read_split("test", paths[2], paths[3])
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise SourceCorruptError(
+            f"image sizes differ: {train_images.shape[1:]} in {paths[0]} but "
+            f"{test_images.shape[1:]} in {paths[2]}"
+        )
+    images = np.concatenate([train_images, test_images])
+    labels = np.concatenate([train_labels, test_labels]).astype(np.int64)
+    # Read-only so the recorded hashes keep describing the arrays for the object's lifetime.
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    log.info(
+        "source %s: %d train + %d test images of %dx%d from %s",
+        name,
+        len(train_images),
+        len(test_images),
+        *images.shape[1:],
+        paths[0].parent,
+    )
+    return SourceData(
+        name=name,
+        images=images,
+        labels=labels,
+        n_train=len(train_images),
+        files=tuple(str(p.absolute()) for p in paths),
+        images_sha256=_sha256(images),
+        labels_sha256=_sha256(labels),
+    )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Collapse a (possibly multi-line) exception text so CLI errors stay on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _fix_hint(source: str, *, offer_download: bool, first: str | None = None) -> str:
+    """The ways out for a user, joined as "a, b or c"."""
+    options = [first] if first else []
+    if offer_download:
+        options.append("pass --download")
+    options.append("pass --source-dir DIR holding the four MNIST-format IDX files")
+    if source in SYSTEM_PACKAGES:
+        options.append(f"run `apt-get install {SYSTEM_PACKAGES[source]}`")
+    if len(options) == 1:
+        return options[0]
+    return ", ".join(options[:-1]) + " or " + options[-1]
+
+
+def _download(source: str, spec: MnistLikeSpec, root: Path, tried: str) -> None:
+    """Fetch both splits with torchvision into `root`, turning any failure into one clear error."""
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        from torchvision import datasets as tv_datasets
+
+        dataset_class = getattr(tv_datasets, spec.torchvision_class)
+        log.info("downloading %s with torchvision into %s", source, root)
+        for train in (True, False):
+            dataset_class(str(root), train=train, download=True)
+    except (ImportError, OSError, RuntimeError, ValueError, EOFError, zlib.error) as exc:
+        # URLError and socket timeouts are OSErrors; torchvision raises RuntimeError on md5 or
+        # mirror failures.
+        raise SourceNotFoundError(
+            f"downloading {source} with torchvision into {root / spec.folder / 'raw'} failed "
+            f"({type(exc).__name__}: {_one_line(str(exc))}); looked first in {tried}; "
+            f"{_fix_hint(source, offer_download=False, first='check the network')}"
+        ) from exc
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+def load_mnist_like(
+    source: str = "mnist",
+    *,
+    source_dir: Path | None = None,
+    root: Path | None = None,
+    download: bool = True,
+) -> SourceData:
+    """Load a named MNIST-family source, or the IDX files of `source_dir`, as one pool.
+
+    A named source is looked up in `<root>/<Folder>/raw` (torchvision's layout), then in the
+    system folders of SYSTEM_DIRS, and only then downloaded (if `download`). `source_dir` skips
+    all of that and never downloads: it is how users bring their own copies.
+    """
+    if source not in MNIST_LIKE_REGISTRY:
+        raise InvalidParameterError(
+            f"source must be one of {', '.join(MNIST_LIKE_SOURCES)}; got {source!r}"
+        )
+    if source_dir is not None:
+        folder = Path(source_dir).expanduser()
+        paths, why = _find_files(folder)
+        if paths is None:
+            raise SourceNotFoundError(
+                f"source folder {folder} {why} (needs {', '.join(IDX_FILE_NAMES)}, "
+                "each with or without .gz)"
+            )
+        return _load_files(SOURCE_DIR_NAME, paths)
+
+    spec = MNIST_LIKE_REGISTRY[source]
+    root = Path(root).expanduser() if root is not None else default_root()
+    notes = []
+    for folder in (root / spec.folder / "raw", *SYSTEM_DIRS.get(source, ())):
+        paths, why = _find_files(folder)
+        if paths is not None:
+            return _load_files(source, paths)
+        notes.append(f"{folder} ({why})")
+    tried = ", ".join(notes)
+    if not download:
+        raise SourceNotFoundError(
+            f"{source} source not found; looked in {tried}; "
+            f"{_fix_hint(source, offer_download=True)}"
+        )
+    _download(source, spec, root, tried)
+    raw = root / spec.folder / "raw"
+    paths, why = _find_files(raw)
+    if paths is None:
+        raise SourceNotFoundError(
+            f"torchvision reported {source} downloaded but {raw} {why}; "
+            f"{_fix_hint(source, offer_download=False)}"
+        )
+    return _load_files(source, paths)

@@ -1,0 +1,61 @@
+"""Atomic file creation: a file appears under its final name complete, or not at all.
+
+Content goes to `<out>.tmp-<pid>` in the target folder; on success it is flushed, fsynced and
+`os.replace`d over the final name; on any exception (KeyboardInterrupt and the SystemExit that
+the CLI raises on SIGTERM included) the temp file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import OutputExistsError
+
+
+def temp_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.name}.tmp-{os.getpid()}")
+
+
+def check_can_create(out: Path, overwrite: bool) -> None:
+    """Fail early, before any work, when the output exists and may not be replaced."""
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
+    if out.exists() and out.is_dir():
+        raise OutputExistsError(f"{out} is a directory, not a file path")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems do not allow fsync on directories
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp path to write; publish it as `out` only if the block succeeds."""
+    out = Path(out)
+    check_can_create(out, overwrite)
+    tmp = temp_path_for(out)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            handle.flush()
+            os.fsync(handle.fileno())
+        check_can_create(out, overwrite)  # someone may have created it meanwhile
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(out: Path, text: str) -> None:
+    """Small text files (dataset cards) get the same all-or-nothing treatment."""
+    with atomic_output(out, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")

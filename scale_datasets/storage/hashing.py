@@ -1,0 +1,66 @@
+"""The content hash: logical content, never file bytes.
+
+Each dataset's digest is sha256 over its C-order bytes (little-endian). The file's digest is
+sha256 over the canonical JSON of the params, the source arrays' digests and, for every dataset
+sorted by name, its name, dtype, shape and digest. So the hash is stable across HDF5 and zlib
+versions, chunking and compression, and equal content always hashes equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .format import canonical_json
+
+
+def array_bytes(array: np.ndarray) -> memoryview:
+    """The bytes that are hashed: C order, little-endian."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return memoryview(array).cast("B")
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """Byte-order-explicit dtype name, e.g. '|u1', '<f4', '<i8'."""
+    return np.dtype(dtype).newbyteorder("<").str
+
+
+@dataclass
+class DatasetDigest:
+    """Streaming sha256 of one dataset, fed rows in order."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    _sha: "hashlib._Hash" = field(default_factory=hashlib.sha256, repr=False)
+    rows_seen: int = 0
+
+    def update(self, rows: np.ndarray) -> None:
+        self._sha.update(array_bytes(rows))
+        self.rows_seen += len(rows)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def file_digest(params_json: str, source_digests: dict[str, str], datasets: list[dict]) -> str:
+    """Combine per-dataset digests into the file's content_sha256."""
+    payload = {
+        "params": params_json,
+        "source": source_digests,
+        "datasets": sorted(datasets, key=lambda d: d["name"]),
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def group_digest(datasets: list[dict], prefix: str) -> str:
+    """Digest of the datasets under one group (e.g. a realisation), independent of the rest."""
+    inside = [d for d in datasets if d["name"].startswith(prefix + "/")]
+    payload = sorted(
+        ({**d, "name": d["name"][len(prefix) + 1 :]} for d in inside), key=lambda d: d["name"]
+    )
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Reference scale-equivariant models (built in later issues)."""

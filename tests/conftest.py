@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny fake MNIST folders and small builds made from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fake_idx import write_fake_mnist
+
+from scale_datasets.build import build
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+# Split sizes that fit the fake pool of 400 + 100 images.
+SMALL = dict(n_train=120, n_val=30, n_test=250)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test reads or writes the user's real cache."""
+    monkeypatch.setenv("SCALE_DATASETS_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="session")
+def fake_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fake-mnist")
+    write_fake_mnist(folder, n_train=400, n_test=100, gz=True, seed=1)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_build(fake_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-realisation build of the fake source, made once and shared read-only."""
+    out = tmp_path_factory.mktemp("small") / "small.h5"
+    return build("mnist-scale", out, source_dir=fake_source, realisations=2, workers=1, **SMALL)
+
+
+def debian_fashion_or_skip() -> Path:
+    if not DEBIAN_FASHION.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{DEBIAN_FASHION} is missing: .ci/run must apt-get install "
+                        "dataset-fashion-mnist")
+        pytest.skip(f"{DEBIAN_FASHION} not installed (apt-get install dataset-fashion-mnist)")
+    return DEBIAN_FASHION
