@@ -20,7 +20,11 @@ from rich.logging import RichHandler
 
 from scale_datasets.errors import ScaleDatasetsError
 
-from .progress import progress_bar
+from .progress import progress_bar as _progress_bar
+
+def progress_bar(console: Console, label: str) -> Any:
+    return _progress_bar(console, label, on_update=_raise_if_terminated)
+
 
 app = typer.Typer(
     name="scale-datasets",
@@ -191,9 +195,20 @@ def merge(
     out_console.print(f"{path}  content_sha256={read_info(path).content_sha256}")
 
 
+_terminated = False
+
+
 def _terminate(signum: int, _frame: Any) -> None:
-    # Unwinds like Ctrl-C does, so temp files are removed on the way out.
-    raise SystemExit(EXIT_TERMINATED)
+    # Only note it: an exception raised here could land in code that swallows it (a weakref
+    # callback, say). The progress callback raises SystemExit at the next block (a fraction of
+    # a second), which unwinds like Ctrl-C, so temp files are removed on the way out.
+    global _terminated
+    _terminated = True
+
+
+def _raise_if_terminated() -> None:
+    if _terminated:
+        raise SystemExit(EXIT_TERMINATED)
 
 
 def _fail(message: str, code: int) -> int:
@@ -203,12 +218,18 @@ def _fail(message: str, code: int) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
+    global _terminated
+    _terminated = False
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         # Typer itself turns usage errors into exit 2 and Ctrl-C into exit 130.
         app(args=argv, prog_name="scale-datasets", standalone_mode=True)
         return 0
     except SystemExit as exc:
+        if exc.code == EXIT_TERMINATED:
+            return _fail("terminated", EXIT_TERMINATED)
+        if exc.code == EXIT_INTERRUPTED:
+            return _fail("interrupted", EXIT_INTERRUPTED)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)

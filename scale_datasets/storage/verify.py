@@ -34,8 +34,12 @@ class VerifyReport:
 
 def _all_datasets(h5: h5py.File) -> dict[str, h5py.Dataset]:
     found: dict[str, h5py.Dataset] = {}
-    h5.visititems(lambda name, obj: found.setdefault(name, obj)
-                  if isinstance(obj, h5py.Dataset) else None)
+
+    def visit(name: str, obj: object) -> None:  # returning non-None would stop the walk
+        if isinstance(obj, h5py.Dataset):
+            found[name] = obj
+
+    h5.visititems(visit)
     return found
 
 

@@ -1,0 +1,149 @@
+"""Whole builds on a fake source: determinism, shards, pixels, atomicity, the card."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import SMALL
+
+from scale_datasets.build import build, merge
+from scale_datasets.errors import OutputExistsError
+from scale_datasets.ops.scaling import pil_scale_about_centre
+from scale_datasets.sources import load_mnist_like
+from scale_datasets.storage.reader import read_info
+from scale_datasets.storage.verify import verify_file
+from scale_datasets.storage.writer import StreamingWriter
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+
+    def visit(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj[()]
+
+    with h5py.File(path, "r") as h5:
+        h5.visititems(visit)
+    return out
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+def test_layout_and_columns(small_build: Path, fake_source: Path):
+    source = load_mnist_like(source_dir=fake_source)
+    with h5py.File(small_build, "r") as h5:
+        assert h5.attrs["format"] == "scale-datasets" and h5.attrs["format_version"] == 1
+        assert sorted(h5) == ["realisation_0", "realisation_1"]
+        for k in (0, 1):
+            assert h5[f"realisation_{k}"].attrs["realisation"] == k
+            for split, n in (("train", 120), ("val", 30), ("test", 250)):
+                g = h5[f"realisation_{k}/{split}"]
+                assert g["images"].shape == (n, 28, 28) and g["images"].dtype == np.uint8
+                assert g["scales"].dtype == np.float32 and g["source_index"].dtype == np.int32
+                assert np.array_equal(g["labels"][:], source.labels[g["source_index"][:]])
+                assert g["images"].compression == "gzip" and g["images"].fletcher32
+
+
+def test_pixels_equal_pil_for_every_stored_sample(small_build: Path, fake_source: Path):
+    source = load_mnist_like(source_dir=fake_source)
+    with h5py.File(small_build, "r") as h5:
+        g = h5["realisation_1/val"]
+        for image, scale, index in zip(g["images"][:], g["scales"][:], g["source_index"][:],
+                                       strict=True):
+            expected = pil_scale_about_centre(source.images[index], float(scale))
+            assert np.array_equal(image, expected)
+
+
+def test_same_params_same_hash_across_runs_and_worker_counts(small_build, fake_source, tmp_path):
+    again = build("mnist-scale", tmp_path / "a.h5", source_dir=fake_source, realisations=2,
+                  workers=2, **SMALL)
+    assert read_info(again).content_sha256 == read_info(small_build).content_sha256
+    first, second = _arrays(small_build), _arrays(again)
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_three_shards_merged_equal_one_build(small_build, fake_source, tmp_path):
+    shards = [
+        build("mnist-scale", tmp_path / f"s{i}.h5", source_dir=fake_source, realisations=2,
+              workers=1, shard=f"{i}/3", **SMALL)
+        for i in (3, 1, 2)
+    ]
+    assert read_info(shards[1]).shard == {"index": 1, "count": 3}
+    for shard in shards:
+        verify_file(shard)
+    merged = merge(shards, tmp_path / "merged.h5")
+    assert read_info(merged).content_sha256 == read_info(small_build).content_sha256
+    assert verify_file(merged).content_sha256 == read_info(small_build).content_sha256
+    assert read_info(merged).shard is None
+
+
+def test_merge_refuses_incomplete_or_foreign_shards(fake_source, tmp_path):
+    one = build("mnist-scale", tmp_path / "s1.h5", source_dir=fake_source, realisations=1,
+                workers=1, shard="1/2", **SMALL)
+    other = build("mnist-scale", tmp_path / "o2.h5", source_dir=fake_source, realisations=1,
+                  workers=1, shard="2/2", seed=5, **SMALL)
+    with pytest.raises(Exception, match="need shards 1/2 .. 2/2"):
+        merge([one], tmp_path / "m.h5")
+    with pytest.raises(Exception, match="differ in params"):
+        merge([one, other], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_one_realisation_alone_equals_it_among_others(small_build, fake_source, tmp_path):
+    alone = build("mnist-scale", tmp_path / "r1.h5", source_dir=fake_source, realisation_ids=(1,),
+                  workers=1, **SMALL)
+    with h5py.File(alone, "r") as a, h5py.File(small_build, "r") as b:
+        assert a["realisation_1"].attrs["content_sha256"] == b["realisation_1"].attrs[
+            "content_sha256"]
+        for split in ("train", "val", "test"):
+            for column in ("images", "labels", "scales", "source_index"):
+                assert np.array_equal(a[f"realisation_1/{split}/{column}"][:],
+                                      b[f"realisation_1/{split}/{column}"][:])
+
+
+def test_card_is_written_next_to_the_file(small_build: Path):
+    card = small_build.with_name("small.card.md").read_text()
+    assert read_info(small_build).content_sha256 in card
+    assert "MNISTScale(" in card and "| 1 | test | 250 | 28 x 28 |" in card
+
+
+def test_existing_output_is_kept_without_overwrite(small_build, fake_source):
+    before = small_build.stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        build("mnist-scale", small_build, source_dir=fake_source, realisations=2, **SMALL)
+    assert small_build.stat().st_mtime_ns == before
+
+
+def test_overwrite_replaces(fake_source, tmp_path):
+    out = tmp_path / "o.h5"
+    build("mnist-scale", out, source_dir=fake_source, realisations=1, workers=1, **SMALL)
+    first = read_info(out).content_sha256
+    build("mnist-scale", out, source_dir=fake_source, realisations=1, workers=1, seed=3,
+          overwrite=True, **SMALL)
+    assert read_info(out).content_sha256 != first
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_leaves_no_file(fake_source, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = StreamingWriter.write
+
+    def failing_write(self, name, start, rows):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, name, start, rows)
+
+    monkeypatch.setattr(StreamingWriter, "write", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        build("mnist-scale", tmp_path / "full.h5", source_dir=fake_source, realisations=1,
+              workers=1, **SMALL)
+    assert not (tmp_path / "full.h5").exists()
+    assert _leftovers(tmp_path) == []

@@ -1,0 +1,184 @@
+"""The command line as a user runs it: outputs, exit codes, one-line errors, no half files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import debian_fashion_or_skip
+from fake_idx import write_fake_mnist, write_idx_labels
+from PIL import Image
+
+from scale_datasets.cli.app import run
+from scale_datasets.sources import mnist_like
+from scale_datasets.storage.writer import StreamingWriter
+
+SMALL_ARGS = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--workers", "1"]
+
+
+def _build(out: Path, source_dir: Path, *extra: str) -> list[str]:
+    return ["build", "mnist-scale", "--out", str(out), "--source-dir", str(source_dir),
+            *SMALL_ARGS, *extra]
+
+
+def _only_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def _no_output(folder: Path, name: str) -> None:
+    assert not (folder / name).exists()
+    assert [p.name for p in folder.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_build_info_verify_preview_list(fake_source, tmp_path, capsys):
+    out = tmp_path / "ms.h5"
+    assert run(_build(out, fake_source, "--realisations", "2")) == 0
+    line = _only_line(capsys.readouterr().out)
+    assert line.startswith(str(out)) and "content_sha256=" in line
+
+    assert run(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["preset"] == "mnist-scale" and info["params"]["realisations"] == [0, 1]
+    assert info["realisations"]["1"]["test"] == {"size": 250, "image_shape": [28, 28]}
+    assert info["source"]["name"] == "idx-dir"
+
+    assert run(["info", str(out)]) == 0
+    assert "realisation 1: train 120, val 30, test 250" in capsys.readouterr().out
+
+    assert run(["verify", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {out} content_sha256={info['content_sha256']}")
+
+    grid = tmp_path / "grid.png"
+    assert run(["preview", str(out), "--out", str(grid), "--count", "16", "--zoom", "2"]) == 0
+    assert _only_line(capsys.readouterr().out) == str(grid)
+    with Image.open(grid) as image:
+        assert image.size == (8 * 56, 2 * (56 + 14))
+
+    assert run(["list", "--json"]) == 0
+    presets = json.loads(capsys.readouterr().out)
+    assert presets[0]["name"] == "mnist-scale" and "fashion-mnist" in presets[0]["sources"]
+
+
+def test_shards_and_merge(fake_source, tmp_path, capsys):
+    shards = []
+    for i in (1, 2, 3):
+        shards.append(tmp_path / f"s{i}.h5")
+        assert run(_build(shards[-1], fake_source, "--realisations", "1", "--shard", f"{i}/3")) == 0
+    assert run(_build(tmp_path / "one.h5", fake_source, "--realisations", "1")) == 0
+    assert run(["merge", *map(str, shards), "--out", str(tmp_path / "m.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].split("content_sha256=")[1] == lines[-2].split("content_sha256=")[1].split()[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-scale", "0"], "min_scale: must be > 0"),
+        (["--min-scale", "0.8", "--max-scale", "0.4"], "min_scale: must be <= max_scale"),
+        (["--n-test", "100000"], "exceeds the source pool of 500 images"),
+        (["--realisations", "0"], "realisations: must be >= 1"),
+        (["--shard", "3/2"], "shard: 3/2 is not a valid shard"),
+        (["--shard", "two"], "is not of the form i/n"),
+        (["--interpolation", "lanczos"], "interpolation: must be one of"),
+    ],
+)
+def test_invalid_parameters_exit_2(fake_source, tmp_path, capsys, args, message):
+    assert run(_build(tmp_path / "x.h5", fake_source, *args)) == 2
+    assert message in _only_line(capsys.readouterr().err)
+    _no_output(tmp_path, "x.h5")
+
+
+def test_unknown_preset_and_option_exit_2(tmp_path, capsys):
+    assert run(["build", "nope", "--out", str(tmp_path / "x.h5")]) == 2
+    assert "unknown preset 'nope'" in _only_line(capsys.readouterr().err)
+    assert run(["build", "mnist-scale", "--frobnicate"]) == 2
+
+
+def test_existing_output_exit_2(fake_source, tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"keep me")
+    assert run(_build(out, fake_source)) == 2
+    assert "already exists; pass --overwrite" in _only_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"keep me"
+
+
+def test_missing_source_exit_4_says_where_and_how(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(mnist_like.SYSTEM_DIRS, "fashion-mnist", (tmp_path / "nowhere",))
+    out = tmp_path / "x.h5"
+    code = run(["build", "mnist-scale", "--source", "fashion-mnist", "--root", str(tmp_path),
+                "--no-download", "--out", str(out)])
+    assert code == 4
+    line = _only_line(capsys.readouterr().err)
+    assert str(tmp_path / "FashionMNIST" / "raw") in line and str(tmp_path / "nowhere") in line
+    assert "--source-dir" in line and "dataset-fashion-mnist" in line
+    _no_output(tmp_path, "x.h5")
+
+
+def test_corrupt_sources_exit_4(tmp_path, capsys):
+    truncated = tmp_path / "truncated"
+    write_fake_mnist(truncated, n_train=50, n_test=20, gz=True)
+    gz = truncated / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:-200])
+    mismatch = tmp_path / "mismatch"
+    _, labels = write_fake_mnist(mismatch, n_train=50, n_test=20)
+    write_idx_labels(mismatch / "t10k-labels-idx1-ubyte", labels[50:65])
+    for folder, message in ((truncated, "train-images-idx3-ubyte.gz"), (mismatch, "15")):
+        out = tmp_path / f"{folder.name}.h5"
+        assert run(_build(out, folder)) == 4
+        assert message in _only_line(capsys.readouterr().err)
+        _no_output(tmp_path, out.name)
+
+
+def test_unwritable_output_folder_exit_1(fake_source, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert run(_build(blocker / "x.h5", fake_source)) == 1
+    assert "file" in _only_line(capsys.readouterr().err)
+
+
+def test_full_disk_exit_1_and_no_file(fake_source, tmp_path, capsys, monkeypatch):
+    def no_space(self, name, start, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StreamingWriter, "write", no_space)
+    assert run(_build(tmp_path / "x.h5", fake_source)) == 1
+    assert "No space left on device" in _only_line(capsys.readouterr().err)
+    _no_output(tmp_path, "x.h5")
+
+
+def test_verify_exit_3_for_a_file_that_is_not_ours(tmp_path, capsys):
+    bogus = tmp_path / "bogus.h5"
+    bogus.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    assert run(["verify", str(bogus)]) == 3
+    assert "not a readable HDF5 file" in _only_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
+    source = debian_fashion_or_skip()
+    out = tmp_path / "big.h5"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scale_datasets.cli", "build", "mnist-scale", "--source-dir",
+         str(source), "--realisations", "6", "--workers", "2", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(".tmp-" in p.name for p in tmp_path.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == []
