@@ -22,6 +22,7 @@ from scale_datasets.errors import ScaleDatasetsError
 
 from .progress import progress_bar as _progress_bar
 
+
 def progress_bar(console: Console, label: str) -> Any:
     return _progress_bar(console, label, on_update=_raise_if_terminated)
 
@@ -56,24 +57,36 @@ def _root(
 @app.command()
 def build(
     preset: Annotated[str, typer.Argument(help="Preset to build, e.g. mnist-scale.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file "
-                   "[default: ./<preset>-<source>.h5].")] = None,
-    realisations: Annotated[int | None, typer.Option(help="Build realisations 0..N-1 "
-                            "[default: 6].")] = None,
-    realisation: Annotated[list[int] | None, typer.Option(
-        "--realisation", help="Build only this realisation id (repeatable).")] = None,
-    source: Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist.")] = "mnist",
-    source_dir: Annotated[Path | None, typer.Option(
-        help="A folder with the four MNIST-format IDX files (.gz or not).")] = None,
-    root: Annotated[Path | None, typer.Option(
-        help="Where sources live [default: $SCALE_DATASETS_HOME or ~/.cache/scale-datasets].")
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output file [default: ./<preset>-<source>.h5]."),
     ] = None,
-    download: Annotated[bool, typer.Option(help="Download a missing source with "
-                        "torchvision.")] = True,
+    realisations: Annotated[
+        int | None, typer.Option(help="Build realisations 0..N-1 [default: 6].")
+    ] = None,
+    realisation: Annotated[
+        list[int] | None,
+        typer.Option("--realisation", help="Build only this realisation id (repeatable)."),
+    ] = None,
+    source: Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist.")] = "mnist",
+    source_dir: Annotated[
+        Path | None,
+        typer.Option(help="A folder with the four MNIST-format IDX files (.gz or not)."),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where sources live [default: $SCALE_DATASETS_HOME or ~/.cache/scale-datasets]."
+        ),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option(help="Download a missing source with torchvision.")
+    ] = True,
     min_scale: Annotated[float | None, typer.Option(help="Smallest factor [0.3].")] = None,
     max_scale: Annotated[float | None, typer.Option(help="Largest factor [1.0].")] = None,
-    interpolation: Annotated[str | None, typer.Option(
-        help="bicubic (default), bilinear or nearest.")] = None,
+    interpolation: Annotated[
+        str | None, typer.Option(help="bicubic (default), bilinear or nearest.")
+    ] = None,
     canvas: Annotated[int | None, typer.Option(help="Output canvas side in pixels [28].")] = None,
     n_train: Annotated[int | None, typer.Option(help="Train samples [10000].")] = None,
     n_val: Annotated[int | None, typer.Option(help="Validation samples [2000].")] = None,
@@ -88,22 +101,42 @@ def build(
     from scale_datasets.build import build as run_build
     from scale_datasets.storage.reader import read_info
 
-    given = dict(realisations=realisations, min_scale=min_scale, max_scale=max_scale,
-                 interpolation=interpolation, canvas=canvas, n_train=n_train, n_val=n_val,
-                 n_test=n_test, seed=seed)
+    given = dict(
+        realisations=realisations,
+        min_scale=min_scale,
+        max_scale=max_scale,
+        interpolation=interpolation,
+        canvas=canvas,
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        seed=seed,
+    )
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if realisation:
         options["realisation_ids"] = tuple(realisation)
     with progress_bar(err_console, "rendering") as update:
-        path = run_build(preset, out, source=source, source_dir=source_dir, root=root,
-                         download=download, workers=workers, shard=shard, overwrite=overwrite,
-                         progress=lambda _stage, done, total: update(done, total), **options)
+        path = run_build(
+            preset,
+            out,
+            source=source,
+            source_dir=source_dir,
+            root=root,
+            download=download,
+            workers=workers,
+            shard=shard,
+            overwrite=overwrite,
+            progress=lambda _stage, done, total: update(done, total),
+            **options,
+        )
     info = read_info(path)
     if as_json:
         out_console.print_json(json.dumps(info.to_json()))
     else:
-        out_console.print(f"{path}  content_sha256={info.content_sha256}  "
-                          f"{info.file_bytes / 1e6:.1f} MB  source={info.source['name']}")
+        out_console.print(
+            f"{path}  content_sha256={info.content_sha256}  "
+            f"{info.file_bytes / 1e6:.1f} MB  source={info.source['name']}"
+        )
 
 
 @app.command("list")
@@ -114,8 +147,15 @@ def list_cmd(
     from scale_datasets.presets import list_presets
     from scale_datasets.sources import MNIST_LIKE_SOURCES
 
-    rows = [{"name": p.name, "version": p.version, "summary": p.summary,
-             "sources": list(MNIST_LIKE_SOURCES)} for p in list_presets()]
+    rows = [
+        {
+            "name": p.name,
+            "version": p.version,
+            "summary": p.summary,
+            "sources": list(MNIST_LIKE_SOURCES),
+        }
+        for p in list_presets()
+    ]
     if as_json:
         out_console.print_json(json.dumps(rows))
         return
@@ -135,10 +175,13 @@ def info(
     if as_json:
         out_console.print_json(json.dumps(details.to_json()))
         return
-    out_console.print(f"{file}: {details.preset} v{details.preset_version}, "
-                      f"{details.file_bytes / 1e6:.1f} MB")
-    out_console.print(f"  source: {details.source.get('name')} "
-                      f"(images sha256 {details.source.get('sha256', {}).get('images', '?')})")
+    out_console.print(
+        f"{file}: {details.preset} v{details.preset_version}, {details.file_bytes / 1e6:.1f} MB"
+    )
+    out_console.print(
+        f"  source: {details.source.get('name')} "
+        f"(images sha256 {details.source.get('sha256', {}).get('images', '?')})"
+    )
     out_console.print(f"  params: {json.dumps(details.params, sort_keys=True)}")
     if details.shard:
         out_console.print(f"  shard: {details.shard['index']}/{details.shard['count']}")
@@ -157,8 +200,10 @@ def verify(
 
     with progress_bar(err_console, "verifying") as update:
         report = verify_file(file, progress=update)
-    out_console.print(f"OK {file} content_sha256={report.content_sha256} "
-                      f"({report.datasets} datasets, {report.bytes_checked / 1e6:.1f} MB checked)")
+    out_console.print(
+        f"OK {file} content_sha256={report.content_sha256} "
+        f"({report.datasets} datasets, {report.bytes_checked / 1e6:.1f} MB checked)"
+    )
 
 
 @app.command()

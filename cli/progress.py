@@ -10,8 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def progress_bar(console: Console, label: str, on_update: Callable[[], None] = lambda: None
-                 ) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(
+    console: Console, label: str, on_update: Callable[[], None] = lambda: None
+) -> Iterator[Callable[[int, int], None]]:
     """Yield update(done, total); renders only on a terminal so logs and pipes stay clean.
 
     `on_update` runs at every update: the CLI uses it to stop promptly once signalled.

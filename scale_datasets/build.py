@@ -51,17 +51,22 @@ def _block_rows(split: SplitPlan) -> int:
     return max(chunk_rows, (BLOCK_BYTES // max(row_bytes, 1)) // chunk_rows * chunk_rows)
 
 
-def _file_spec(preset: Preset, params: Any, source_desc: dict[str, Any], plan: Plan,
-               shard: Shard | None) -> FileSpec:
+def _file_spec(
+    preset: Preset, params: Any, source_desc: dict[str, Any], plan: Plan, shard: Shard | None
+) -> FileSpec:
     datasets = []
     group_attrs = {group: dict(attrs) for group, attrs in plan.group_attrs.items()}
     for split in plan.splits:
         lo, hi = shard.rows(len(split)) if shard else (0, len(split))
-        datasets.append(DatasetSpec(f"{split.group}/images", (hi - lo, *split.image_shape),
-                                    split.image_dtype))
+        datasets.append(
+            DatasetSpec(f"{split.group}/images", (hi - lo, *split.image_shape), split.image_dtype)
+        )
         for column, values in split.columns.items():
-            datasets.append(DatasetSpec(f"{split.group}/{column}", (hi - lo, *values.shape[1:]),
-                                        values.dtype.str))
+            datasets.append(
+                DatasetSpec(
+                    f"{split.group}/{column}", (hi - lo, *values.shape[1:]), values.dtype.str
+                )
+            )
         if shard:
             group_attrs[split.group] = {"shard_rows": canonical_json([lo, hi, len(split)])}
     extra = {"shard": canonical_json({"index": shard.index, "count": shard.count})} if shard else {}
@@ -77,15 +82,19 @@ def _file_spec(preset: Preset, params: Any, source_desc: dict[str, Any], plan: P
     )
 
 
-def _tasks(preset: Preset, params: Any, plan: Plan, shard: Shard | None
-           ) -> Iterator[tuple[str, int, RenderTask]]:
+def _tasks(
+    preset: Preset, params: Any, plan: Plan, shard: Shard | None
+) -> Iterator[tuple[str, int, RenderTask]]:
     for split in plan.splits:
         lo, hi = shard.rows(len(split)) if shard else (0, len(split))
         step = _block_rows(split)
         for start in range(lo, hi, step):
             stop = min(start + step, hi)
-            yield f"{split.group}/images", start - lo, preset.render_task(params, split, start,
-                                                                          stop)
+            yield (
+                f"{split.group}/images",
+                start - lo,
+                preset.render_task(params, split, start, stop),
+            )
 
 
 def build(
@@ -112,8 +121,9 @@ def build(
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if out is not None:
         check_can_create(Path(out), overwrite)
-    data_source = chosen.load_source(source, Path(source_dir) if source_dir else None,
-                                     Path(root) if root else None, download)
+    data_source = chosen.load_source(
+        source, Path(source_dir) if source_dir else None, Path(root) if root else None, download
+    )
     out = Path(out) if out is not None else default_output(chosen.name, data_source.name, shard)
     check_can_create(out, overwrite)
     plan = chosen.plan(params, data_source)
@@ -129,8 +139,9 @@ def build(
             for column, values in split.columns.items():
                 writer.write(f"{split.group}/{column}", 0, values[lo:hi])
         tasks = list(_tasks(chosen, params, plan, shard))
-        results = ordered_map((task for _, _, task in tasks), chosen.worker_state(data_source),
-                              workers)
+        results = ordered_map(
+            (task for _, _, task in tasks), chosen.worker_state(data_source), workers
+        )
         done = 0
         for (name, start, _), pixels in zip(tasks, results, strict=True):
             writer.write(name, start, pixels)
@@ -140,18 +151,27 @@ def build(
         content = writer.finish()
     info = read_info(out)
     write_card(out, info, chosen.summary, LOADER_EXAMPLE)
-    log.info("wrote %s (%.1f MB, content_sha256 %s) in %.1f s", out, info.file_bytes / 1e6,
-             content, time.perf_counter() - started)
+    log.info(
+        "wrote %s (%.1f MB, content_sha256 %s) in %.1f s",
+        out,
+        info.file_bytes / 1e6,
+        content,
+        time.perf_counter() - started,
+    )
     return out
 
 
-def merge(shards: list[str | Path], out: str | Path, *, overwrite: bool = False,
-          progress: Callable[[int, int], None] | None = None) -> Path:
+def merge(
+    shards: list[str | Path],
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Join the shards of one build into one file (and its card); returns the file's path."""
     from .storage.merge import merge_shards
 
-    out = merge_shards([Path(s) for s in shards], Path(out), overwrite=overwrite,
-                       progress=progress)
+    out = merge_shards([Path(s) for s in shards], Path(out), overwrite=overwrite, progress=progress)
     info = read_info(out)
     write_card(out, info, get_preset(info.preset).summary, LOADER_EXAMPLE)
     return out

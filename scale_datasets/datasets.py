@@ -51,11 +51,13 @@ class MNISTScale(Dataset):
             if realisation_group(realisation) not in h5:
                 have = sorted(int(g.split("_")[1]) for g in h5 if g.startswith("realisation_"))
                 raise InvalidParameterError(
-                    f"realisation: {realisation} is not in {self.path} (it has {have})")
+                    f"realisation: {realisation} is not in {self.path} (it has {have})"
+                )
             if self._key not in h5:
                 have = sorted(h5[realisation_group(realisation)])
                 raise InvalidParameterError(
-                    f"split: {split!r} is not in {self.path} (it has {', '.join(have)})")
+                    f"split: {split!r} is not in {self.path} (it has {', '.join(have)})"
+                )
             group = h5[self._key]
             self.labels: np.ndarray = group["labels"][:]
             self.scales: np.ndarray = group["scales"][:]
@@ -106,6 +108,8 @@ class MNISTScale(Dataset):
         return state
 
     def __repr__(self) -> str:
-        return (f"MNISTScale(path={str(self.path)!r}, split={self.split!r}, "
-                f"realisation={self.realisation}, samples={len(self)}, "
-                f"in_memory={self.in_memory})")
+        return (
+            f"MNISTScale(path={str(self.path)!r}, split={self.split!r}, "
+            f"realisation={self.realisation}, samples={len(self)}, "
+            f"in_memory={self.in_memory})"
+        )

@@ -14,8 +14,14 @@ from .storage.reader import open_ours
 CAPTION_PX = 14
 
 
-def preview_grid(path: Path, split: str = "train", realisation: int = 0, count: int = 64,
-                 zoom: int = 3, columns: int = 8) -> Image.Image:
+def preview_grid(
+    path: Path,
+    split: str = "train",
+    realisation: int = 0,
+    count: int = 64,
+    zoom: int = 3,
+    columns: int = 8,
+) -> Image.Image:
     """Samples spread evenly over the range of scales (smallest first), as one image."""
     if count < 1 or zoom < 1 or columns < 1:
         raise InvalidParameterError("count, zoom and columns must be >= 1")
@@ -42,6 +48,10 @@ def preview_grid(path: Path, split: str = "train", realisation: int = 0, count: 
         tile = Image.fromarray(pixels).resize((width * zoom, height * zoom), Image.NEAREST)
         x, y = (slot % columns) * tile_w, (slot // columns) * tile_h
         grid.paste(tile, (x, y))
-        draw.text((x + 2, y + height * zoom + 1), f"{labels[n]} s={scales[index]:.2f}",
-                  fill=255, font=font)
+        draw.text(
+            (x + 2, y + height * zoom + 1),
+            f"{labels[n]} s={scales[index]:.2f}",
+            fill=255,
+            font=font,
+        )
     return grid

@@ -21,12 +21,18 @@ class RandomScale:
     per epoch from its own `generator=`), keeping workers' draws distinct but reproducible.
     """
 
-    def __init__(self, generator: np.random.Generator, min_scale: float = 0.5,
-                 max_scale: float = 2.0, interpolation: str = "bicubic") -> None:
+    def __init__(
+        self,
+        generator: np.random.Generator,
+        min_scale: float = 0.5,
+        max_scale: float = 2.0,
+        interpolation: str = "bicubic",
+    ) -> None:
         if not 0 < min_scale <= max_scale:
             raise InvalidParameterError(
                 f"min_scale, max_scale: need 0 < min_scale <= max_scale, got {min_scale}, "
-                f"{max_scale}")
+                f"{max_scale}"
+            )
         self.generator = generator
         self.min_scale = min_scale
         self.max_scale = max_scale
@@ -39,15 +45,17 @@ class RandomScale:
             self._worker_seed = info.seed
             salt = int(self.generator.integers(2**63))
             self.generator = np.random.Generator(
-                np.random.PCG64(np.random.SeedSequence([info.seed % 2**63, salt])))
+                np.random.PCG64(np.random.SeedSequence([info.seed % 2**63, salt]))
+            )
         return self.generator
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         scale = self._rng().uniform(self.min_scale, self.max_scale)
         pixels = np.rint(image.detach().cpu().numpy() * 255.0).clip(0, 255).astype(np.uint8)
         channels = pixels.reshape(-1, *pixels.shape[-2:])
-        out = scale_about_centre(channels, np.full(len(channels), scale),
-                                 interpolation=self.interpolation)
+        out = scale_about_centre(
+            channels, np.full(len(channels), scale), interpolation=self.interpolation
+        )
         return torch.from_numpy(out.reshape(pixels.shape).astype(np.float32) / 255.0)
 
     def __repr__(self) -> str:

@@ -39,7 +39,8 @@ def small_build(fake_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def debian_fashion_or_skip() -> Path:
     if not DEBIAN_FASHION.is_dir():
         if os.environ.get("CI"):
-            pytest.fail(f"{DEBIAN_FASHION} is missing: .ci/run must apt-get install "
-                        "dataset-fashion-mnist")
+            pytest.fail(
+                f"{DEBIAN_FASHION} is missing: .ci/run must apt-get install dataset-fashion-mnist"
+            )
         pytest.skip(f"{DEBIAN_FASHION} not installed (apt-get install dataset-fashion-mnist)")
     return DEBIAN_FASHION

@@ -54,15 +54,17 @@ def test_pixels_equal_pil_for_every_stored_sample(small_build: Path, fake_source
     source = load_mnist_like(source_dir=fake_source)
     with h5py.File(small_build, "r") as h5:
         g = h5["realisation_1/val"]
-        for image, scale, index in zip(g["images"][:], g["scales"][:], g["source_index"][:],
-                                       strict=True):
+        for image, scale, index in zip(
+            g["images"][:], g["scales"][:], g["source_index"][:], strict=True
+        ):
             expected = pil_scale_about_centre(source.images[index], float(scale))
             assert np.array_equal(image, expected)
 
 
 def test_same_params_same_hash_across_runs_and_worker_counts(small_build, fake_source, tmp_path):
-    again = build("mnist-scale", tmp_path / "a.h5", source_dir=fake_source, realisations=2,
-                  workers=2, **SMALL)
+    again = build(
+        "mnist-scale", tmp_path / "a.h5", source_dir=fake_source, realisations=2, workers=2, **SMALL
+    )
     assert read_info(again).content_sha256 == read_info(small_build).content_sha256
     first, second = _arrays(small_build), _arrays(again)
     assert first.keys() == second.keys()
@@ -71,8 +73,15 @@ def test_same_params_same_hash_across_runs_and_worker_counts(small_build, fake_s
 
 def test_three_shards_merged_equal_one_build(small_build, fake_source, tmp_path):
     shards = [
-        build("mnist-scale", tmp_path / f"s{i}.h5", source_dir=fake_source, realisations=2,
-              workers=1, shard=f"{i}/3", **SMALL)
+        build(
+            "mnist-scale",
+            tmp_path / f"s{i}.h5",
+            source_dir=fake_source,
+            realisations=2,
+            workers=1,
+            shard=f"{i}/3",
+            **SMALL,
+        )
         for i in (3, 1, 2)
     ]
     assert read_info(shards[1]).shard == {"index": 1, "count": 3}
@@ -85,11 +94,26 @@ def test_three_shards_merged_equal_one_build(small_build, fake_source, tmp_path)
 
 
 def test_merge_refuses_incomplete_or_foreign_shards(fake_source, tmp_path):
-    one = build("mnist-scale", tmp_path / "s1.h5", source_dir=fake_source, realisations=1,
-                workers=1, shard="1/2", **SMALL)
-    other = build("mnist-scale", tmp_path / "o2.h5", source_dir=fake_source, realisations=1,
-                  workers=1, shard="2/2", seed=5, **SMALL)
-    with pytest.raises(Exception, match="need shards 1/2 .. 2/2"):
+    one = build(
+        "mnist-scale",
+        tmp_path / "s1.h5",
+        source_dir=fake_source,
+        realisations=1,
+        workers=1,
+        shard="1/2",
+        **SMALL,
+    )
+    other = build(
+        "mnist-scale",
+        tmp_path / "o2.h5",
+        source_dir=fake_source,
+        realisations=1,
+        workers=1,
+        shard="2/2",
+        seed=5,
+        **SMALL,
+    )
+    with pytest.raises(Exception, match=r"need shards 1/2 \.\. 2/2"):
         merge([one], tmp_path / "m.h5")
     with pytest.raises(Exception, match="differ in params"):
         merge([one, other], tmp_path / "m.h5")
@@ -97,15 +121,23 @@ def test_merge_refuses_incomplete_or_foreign_shards(fake_source, tmp_path):
 
 
 def test_one_realisation_alone_equals_it_among_others(small_build, fake_source, tmp_path):
-    alone = build("mnist-scale", tmp_path / "r1.h5", source_dir=fake_source, realisation_ids=(1,),
-                  workers=1, **SMALL)
+    alone = build(
+        "mnist-scale",
+        tmp_path / "r1.h5",
+        source_dir=fake_source,
+        realisation_ids=(1,),
+        workers=1,
+        **SMALL,
+    )
     with h5py.File(alone, "r") as a, h5py.File(small_build, "r") as b:
-        assert a["realisation_1"].attrs["content_sha256"] == b["realisation_1"].attrs[
-            "content_sha256"]
+        assert (
+            a["realisation_1"].attrs["content_sha256"] == b["realisation_1"].attrs["content_sha256"]
+        )
         for split in ("train", "val", "test"):
             for column in ("images", "labels", "scales", "source_index"):
-                assert np.array_equal(a[f"realisation_1/{split}/{column}"][:],
-                                      b[f"realisation_1/{split}/{column}"][:])
+                assert np.array_equal(
+                    a[f"realisation_1/{split}/{column}"][:], b[f"realisation_1/{split}/{column}"][:]
+                )
 
 
 def test_card_is_written_next_to_the_file(small_build: Path):
@@ -125,8 +157,16 @@ def test_overwrite_replaces(fake_source, tmp_path):
     out = tmp_path / "o.h5"
     build("mnist-scale", out, source_dir=fake_source, realisations=1, workers=1, **SMALL)
     first = read_info(out).content_sha256
-    build("mnist-scale", out, source_dir=fake_source, realisations=1, workers=1, seed=3,
-          overwrite=True, **SMALL)
+    build(
+        "mnist-scale",
+        out,
+        source_dir=fake_source,
+        realisations=1,
+        workers=1,
+        seed=3,
+        overwrite=True,
+        **SMALL,
+    )
     assert read_info(out).content_sha256 != first
     assert _leftovers(tmp_path) == []
 
@@ -143,7 +183,13 @@ def test_a_full_disk_leaves_no_file(fake_source, tmp_path, monkeypatch):
 
     monkeypatch.setattr(StreamingWriter, "write", failing_write)
     with pytest.raises(OSError, match="No space left"):
-        build("mnist-scale", tmp_path / "full.h5", source_dir=fake_source, realisations=1,
-              workers=1, **SMALL)
+        build(
+            "mnist-scale",
+            tmp_path / "full.h5",
+            source_dir=fake_source,
+            realisations=1,
+            workers=1,
+            **SMALL,
+        )
     assert not (tmp_path / "full.h5").exists()
     assert _leftovers(tmp_path) == []

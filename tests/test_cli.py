@@ -14,8 +14,8 @@ import pytest
 from conftest import debian_fashion_or_skip
 from fake_idx import write_fake_mnist, write_idx_labels
 from PIL import Image
-
 from scale_datasets.cli.app import run
+
 from scale_datasets.sources import mnist_like
 from scale_datasets.storage.writer import StreamingWriter
 
@@ -23,8 +23,16 @@ SMALL_ARGS = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--workers
 
 
 def _build(out: Path, source_dir: Path, *extra: str) -> list[str]:
-    return ["build", "mnist-scale", "--out", str(out), "--source-dir", str(source_dir),
-            *SMALL_ARGS, *extra]
+    return [
+        "build",
+        "mnist-scale",
+        "--out",
+        str(out),
+        "--source-dir",
+        str(source_dir),
+        *SMALL_ARGS,
+        *extra,
+    ]
 
 
 def _only_line(text: str) -> str:
@@ -114,8 +122,19 @@ def test_existing_output_exit_2(fake_source, tmp_path, capsys):
 def test_missing_source_exit_4_says_where_and_how(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(mnist_like.SYSTEM_DIRS, "fashion-mnist", (tmp_path / "nowhere",))
     out = tmp_path / "x.h5"
-    code = run(["build", "mnist-scale", "--source", "fashion-mnist", "--root", str(tmp_path),
-                "--no-download", "--out", str(out)])
+    code = run(
+        [
+            "build",
+            "mnist-scale",
+            "--source",
+            "fashion-mnist",
+            "--root",
+            str(tmp_path),
+            "--no-download",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 4
     line = _only_line(capsys.readouterr().err)
     assert str(tmp_path / "FashionMNIST" / "raw") in line and str(tmp_path / "nowhere") in line
@@ -167,9 +186,24 @@ def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
     source = debian_fashion_or_skip()
     out = tmp_path / "big.h5"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scale_datasets.cli", "build", "mnist-scale", "--source-dir",
-         str(source), "--realisations", "6", "--workers", "2", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "scale_datasets.cli",
+            "build",
+            "mnist-scale",
+            "--source-dir",
+            str(source),
+            "--realisations",
+            "6",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not any(".tmp-" in p.name for p in tmp_path.iterdir()):

@@ -27,7 +27,10 @@ INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 def _pil_batch(images: np.ndarray, scales: np.ndarray, canvas, interpolation: str) -> np.ndarray:
     return np.stack(
-        [pil_scale_about_centre(im, s, canvas, interpolation) for im, s in zip(images, scales)]
+        [
+            pil_scale_about_centre(im, s, canvas, interpolation)
+            for im, s in zip(images, scales, strict=True)
+        ]
     )
 
 
@@ -198,7 +201,7 @@ def test_matches_torchvision_affine_on_pil(monkeypatch, interpolation, mode_name
     images = _digits(12, rng)
     scales = np.r_[rng.uniform(0.3, 1.0, 10), 0.3, 1.0].astype(np.float32)
     ours = scale_about_centre(images, scales, None, interpolation)
-    for i, (im, s) in enumerate(zip(images, scales)):
+    for i, (im, s) in enumerate(zip(images, scales, strict=True)):
         seen.clear()
         pil = Image.fromarray(im)
         tv = tvf.affine(

@@ -59,8 +59,11 @@ def test_stratified_partition_rejects_oversized_splits():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 300), min_size=2, max_size=10), st.floats(0.0, 1.0),
-       st.integers(0, 2**32))
+@given(
+    st.lists(st.integers(0, 300), min_size=2, max_size=10),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32),
+)
 def test_a_partition_of_the_whole_pool_adds_up_and_stays_stratified(class_counts, frac, seed):
     labels = np.repeat(np.arange(len(class_counts)), class_counts)
     n = len(labels)

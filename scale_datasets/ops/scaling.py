@@ -53,7 +53,7 @@ _INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear", "nearest")
 # Scratch budget of one chunk (uncropped bound). Small chunks stay in the CPU caches, which is
 # what makes them fast (measured: ~30 MNIST digits per chunk is the sweet spot on a laptop-class
 # core; much larger chunks run at memory speed). Bounded whatever the number of images.
-_CHUNK_BYTES = 3 * 1024 * 1024
+_CHUNK_BYTES = 6 * 1024 * 1024
 # Chunks whose geometry is computed together (amortises per-call numpy overhead).
 _CHUNKS_PER_BLOCK = 64
 
@@ -215,18 +215,23 @@ class _Geometry:
         self.y_hi = np.maximum.reduceat(y_last, starts).tolist()
         if interp == "nearest":
             # Valid positions are >= 0, where C's (int) truncation is the floor.
-            self.bx = _clamp(xo, 0.0, w - 1).astype(np.intp)
-            self.by = _clamp(yo, 0.0, h - 1).astype(np.intp)
+            self.tx = _clamp(xo, 0.0, w - 1).astype(np.intp)
+            self.ty = _clamp(yo, 0.0, h - 1).astype(np.intp)
             return
-        self.bx, self.dx = _split_positions(xo, w)
-        self.by, self.dy = _split_positions(yo, h)
-        # Input rows the column pass can need for a valid pixel, per chunk. Clamping taps to this
-        # band equals clamping to the image for those pixels; the others are masked anyway.
+        bx, self.dx = _split_positions(xo, w)
+        by, self.dy = _split_positions(yo, h)
+        # Tap indices clamped to the image: what Pillow's XCLIP and "reuse the previous row when
+        # out of range" amount to. Shape (taps, B, canvas size).
         taps = _TAPS[interp]
+        offsets = np.arange(taps.start, taps.stop)[:, None, None]
+        self.tx = _clamp(bx[None, :, :] + offsets, 0, w - 1)
+        self.ty = _clamp(by[None, :, :] + offsets, 0, h - 1)
+        # Input rows the column pass can need for a valid pixel, per chunk. Taps of valid pixels
+        # fall inside this band; the others are masked anyway.
         rows = np.arange(s.shape[0])
         has = y_first < y_last
-        first = np.where(has, self.by[rows, np.minimum(y_first, ch - 1)], h)
-        last = np.where(has, self.by[rows, np.maximum(y_last - 1, 0)], -h)
+        first = np.where(has, by[rows, np.minimum(y_first, ch - 1)], h)
+        last = np.where(has, by[rows, np.maximum(y_last - 1, 0)], -h)
         r_lo = _clamp(first + taps.start, 0, h - 1)
         r_hi = _clamp(last + (taps.stop - 1), 0, h - 1) + 1
         self.r_lo = np.minimum.reduceat(r_lo, starts).tolist()
@@ -321,11 +326,11 @@ def scale_about_centre(
             xs, ys = slice(x_lo, x_hi), slice(y_lo, y_hi)
             idx = bidx[sl]
             if interpolation == "nearest":
-                chunk = _nearest(images, idx, geo.bx[sl, xs], geo.by[sl, ys], ws)
+                chunk = _nearest(images, idx, geo.tx[sl, xs], geo.ty[sl, ys], ws)
             else:
                 rows = (geo.r_lo[k], geo.r_hi[k])
-                x_pos = (geo.bx[sl, xs], geo.dx[sl, xs])
-                y_pos = (geo.by[sl, ys], geo.dy[sl, ys])
+                x_pos = (geo.tx[:, sl, xs], geo.dx[sl, xs])
+                y_pos = (geo.ty[:, sl, ys], geo.dy[sl, ys])
                 chunk = _separable(images, idx, x_pos, y_pos, rows, interpolation, ws)
             mask = ws.get("mask", chunk.shape, np.bool_)
             np.logical_or(geo.inv_y[sl, ys, None], geo.inv_x[sl, None, xs], out=mask)
@@ -348,26 +353,22 @@ def _nearest(
 
 
 def _gather_taps(
-    src: np.ndarray, base: np.ndarray, taps: range, ws: _Workspace, name: str
+    src: np.ndarray, taps: np.ndarray, row_offset: np.ndarray, ws: _Workspace, name: str
 ) -> list[np.ndarray]:
-    """Rows ``src[i, clamp(base[i, j] + t)]`` for each tap ``t``: a list of ``(m, q, K)`` arrays.
+    """Rows ``src[i, taps[t, i, j] + row_offset[i]]`` for each tap ``t``: ``(m, q, K)`` arrays.
 
-    ``src`` is ``(m, L, K)``; indices are clamped to ``[0, L)``, which is what Pillow's XCLIP and
-    "reuse the previous row when out of range" amount to. Whole rows are copied (``take`` on
-    axis 0), far cheaper than gathering single elements, and each tap's array is contiguous so
-    the arithmetic that follows runs in long inner loops.
+    ``src`` is ``(m, L, K)``. Whole rows are copied (``take`` on axis 0), far cheaper than
+    gathering single elements, and each tap's array is contiguous so the arithmetic that follows
+    runs in long inner loops. Indices outside ``src`` (only ever for masked pixels) are clipped.
     """
     m, length, k = src.shape
-    q = base.shape[1]
-    idx = ws.get(name + "_idx", (len(taps), m, q), np.intp)
-    np.add(base[None, :, :], np.arange(taps.start, taps.stop)[:, None, None], out=idx)
-    np.maximum(idx, 0, out=idx)
-    np.minimum(idx, length - 1, out=idx)
-    idx += np.arange(0, m * length, length)[:, None]
-    rows = ws.get(name, (len(taps) * m * q, k), src.dtype)
+    ntaps, _, q = taps.shape
+    idx = ws.get(name + "_idx", taps.shape, np.intp)
+    np.add(taps, row_offset, out=idx)
+    rows = ws.get(name, (ntaps * m * q, k), src.dtype)
     src.reshape(m * length, k).take(idx.reshape(-1), axis=0, out=rows, mode="clip")
-    rows = rows.reshape(len(taps), m, q, k)
-    return [rows[t] for t in range(len(taps))]
+    rows = rows.reshape(ntaps, m, q, k)
+    return [rows[t] for t in range(ntaps)]
 
 
 def _filter(v: list[np.ndarray], d: np.ndarray, ws: _Workspace, name: str) -> np.ndarray:
@@ -420,15 +421,14 @@ def _separable(
 ) -> np.ndarray:
     """Bicubic/bilinear for ``images[idx]``: the row pass, then the column pass, as Pillow does.
 
-    ``x_pos``/``y_pos`` are (floored index, fraction) per sample; ``rows`` is the band of input
-    rows the column pass needs.
+    ``x_pos``/``y_pos`` are (clamped tap indices ``(taps, m, q)``, fraction ``(m, q)``) per
+    sample; ``rows`` is the band of input rows the column pass needs.
     """
-    bx, dx = x_pos
-    by, dy = y_pos
+    tx, dx = x_pos
+    ty, dy = y_pos
     r_lo, r_hi = rows
-    m, nx, ny, nr = idx.shape[0], bx.shape[1], by.shape[1], r_hi - r_lo
+    m, nx, ny, nr = idx.shape[0], tx.shape[2], ty.shape[2], r_hi - r_lo
     w = images.shape[2]
-    taps = _TAPS[interpolation]
     # Row pass on the transposed band, so taps (columns) are rows: (m, W, nr) -> (m, nx, nr).
     # uint8 taps are handled in float64, where their integer arithmetic is exact.
     work = np.float64 if images.dtype == np.uint8 else images.dtype
@@ -436,13 +436,15 @@ def _separable(
     np.copyto(band, images[idx, r_lo:r_hi, :].transpose(0, 2, 1))
     d = ws.get("dx", (m, nx, nr), np.float64)
     np.copyto(d, dx[:, :, None])
-    row_pass = _filter(_gather_taps(band, bx, taps, ws, "xtaps"), d, ws, "x")
+    first_row = np.arange(0, m * w, w)[:, None]
+    row_pass = _filter(_gather_taps(band, tx, first_row, ws, "xtaps"), d, ws, "x")
     # Column pass on the float64 row results: (m, nr, nx) -> (m, ny, nx).
     col_src = ws.get("col_src", (m, nr, nx), np.float64)
     np.copyto(col_src, row_pass.transpose(0, 2, 1))
     d = ws.get("dy", (m, ny, nx), np.float64)
     np.copyto(d, dy[:, :, None])
-    val = _filter(_gather_taps(col_src, by - r_lo, taps, ws, "ytaps"), d, ws, "y")
+    first_row = np.arange(-r_lo, m * nr - r_lo, nr)[:, None]
+    val = _filter(_gather_taps(col_src, ty, first_row, ws, "ytaps"), d, ws, "y")
     if images.dtype == np.float64:
         return val
     if images.dtype == np.uint8 and interpolation == "bicubic":

@@ -55,15 +55,24 @@ class MNISTScaleParams:
         object.__setattr__(self, "realisations", tuple(int(k) for k in self.realisations))
         _require(len(self.realisations) > 0, "realisations", "must be >= 1")
         _require(all(k >= 0 for k in self.realisations), "realisations", "ids must be >= 0")
-        _require(len(set(self.realisations)) == len(self.realisations), "realisations",
-                 "ids must be distinct")
+        _require(
+            len(set(self.realisations)) == len(self.realisations),
+            "realisations",
+            "ids must be distinct",
+        )
         for name in ("min_scale", "max_scale"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, name, f"must be > 0, got {value}")
-        _require(self.min_scale <= self.max_scale, "min_scale",
-                 f"must be <= max_scale ({self.min_scale} > {self.max_scale})")
-        _require(self.interpolation in INTERPOLATIONS, "interpolation",
-                 f"must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        _require(
+            self.min_scale <= self.max_scale,
+            "min_scale",
+            f"must be <= max_scale ({self.min_scale} > {self.max_scale})",
+        )
+        _require(
+            self.interpolation in INTERPOLATIONS,
+            "interpolation",
+            f"must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}",
+        )
         _require(1 <= self.canvas <= 4096, "canvas", f"must be in 1..4096, got {self.canvas}")
         _require(self.n_train >= 1, "n_train", f"must be >= 1, got {self.n_train}")
         _require(self.n_val >= 0, "n_val", f"must be >= 0, got {self.n_val}")
@@ -83,20 +92,26 @@ def render_block(
 ) -> np.ndarray:
     """Pixels of one block of samples; runs in a worker holding the source pool."""
     pool: np.ndarray = worker_state()
-    return scale_about_centre(pool[source_index], scales, canvas=canvas,
-                              interpolation=interpolation)
+    return scale_about_centre(
+        pool[source_index], scales, canvas=canvas, interpolation=interpolation
+    )
 
 
 class MNISTScalePreset:
     name = "mnist-scale"
     version = 1
-    summary = ("MNIST-Scale (SESN/DISCO protocol): 10k/2k/50k stratified splits, "
-               "s ~ U[0.3, 1] bicubic about the centre, 6 realisations")
+    summary = (
+        "MNIST-Scale (SESN/DISCO protocol): 10k/2k/50k stratified splits, "
+        "s ~ U[0.3, 1] bicubic about the centre, 6 realisations"
+    )
     params_type = MNISTScaleParams
 
-    def make_params(self, realisations: int | None = None,
-                    realisation_ids: tuple[int, ...] | None = None, **kwargs: Any
-                    ) -> MNISTScaleParams:
+    def make_params(
+        self,
+        realisations: int | None = None,
+        realisation_ids: tuple[int, ...] | None = None,
+        **kwargs: Any,
+    ) -> MNISTScaleParams:
         """Params from user options: `realisations=N` means ids 0..N-1."""
         if realisation_ids:
             kwargs["realisations"] = tuple(realisation_ids)
@@ -105,8 +120,9 @@ class MNISTScalePreset:
             kwargs["realisations"] = tuple(range(realisations))
         return MNISTScaleParams(**kwargs)
 
-    def load_source(self, source: str, source_dir: Path | None, root: Path | None,
-                    download: bool) -> Any:
+    def load_source(
+        self, source: str, source_dir: Path | None, root: Path | None, download: bool
+    ) -> Any:
         from ..sources import load_mnist_like
 
         return load_mnist_like(source, source_dir=source_dir, root=root, download=download)
@@ -147,25 +163,30 @@ class MNISTScalePreset:
             }
             for split in SPLITS:
                 index = members[split]
-                scales = stream(params.seed, k, f"scales/{split}").uniform(
-                    params.min_scale, params.max_scale, size=len(index)
-                ).astype(np.float32)
-                splits.append(SplitPlan(
-                    group=f"{group}/{split}",
-                    columns={
-                        "labels": labels[index].astype(np.int64),
-                        "scales": scales,
-                        "source_index": index.astype(np.int32),
-                    },
-                    image_shape=(params.canvas, params.canvas),
-                ))
+                scales = (
+                    stream(params.seed, k, f"scales/{split}")
+                    .uniform(params.min_scale, params.max_scale, size=len(index))
+                    .astype(np.float32)
+                )
+                splits.append(
+                    SplitPlan(
+                        group=f"{group}/{split}",
+                        columns={
+                            "labels": labels[index].astype(np.int64),
+                            "scales": scales,
+                            "source_index": index.astype(np.int32),
+                        },
+                        image_shape=(params.canvas, params.canvas),
+                    )
+                )
         return Plan(splits=tuple(splits), group_attrs=group_attrs)
 
     def worker_state(self, source: Any) -> np.ndarray:
         return np.ascontiguousarray(source.images)
 
-    def render_task(self, params: MNISTScaleParams, split: SplitPlan, lo: int, hi: int
-                    ) -> RenderTask:
+    def render_task(
+        self, params: MNISTScaleParams, split: SplitPlan, lo: int, hi: int
+    ) -> RenderTask:
         return render_block, (
             split.columns["source_index"][lo:hi],
             split.columns["scales"][lo:hi],

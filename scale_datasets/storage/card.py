@@ -37,11 +37,15 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
         "|---|---|---|---|",
     ]
     for k, splits in info.realisations.items():
-        lines += [f"| {k} | {s.name} | {s.size} | {' x '.join(map(str, s.image_shape))} |"
-                  for s in splits]
+        lines += [
+            f"| {k} | {s.name} | {s.size} | {' x '.join(map(str, s.image_shape))} |" for s in splits
+        ]
     if info.shard:
-        lines += ["", f"This is shard {info.shard['index']}/{info.shard['count']}; "
-                  "join the shards with `scale-datasets merge`."]
+        lines += [
+            "",
+            f"This is shard {info.shard['index']}/{info.shard['count']}; "
+            "join the shards with `scale-datasets merge`.",
+        ]
     lines += [
         "",
         f"File size: {info.file_bytes / 1e6:.1f} MB. content_sha256: `{info.content_sha256}`",

@@ -36,7 +36,7 @@ class DatasetDigest:
     name: str
     dtype: str
     shape: tuple[int, ...]
-    _sha: "hashlib._Hash" = field(default_factory=hashlib.sha256, repr=False)
+    _sha: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
     rows_seen: int = 0
 
     def update(self, rows: np.ndarray) -> None:

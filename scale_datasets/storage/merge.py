@@ -46,11 +46,17 @@ def _check_compatible(files: list[h5py.File]) -> None:
     count = indices[0][1]
     if indices != [(i, count) for i in range(1, count + 1)]:
         got = ", ".join(f"{i}/{n}" for i, n in indices)
-        raise InvalidParameterError(f"need shards 1/{count} .. {count}/{count} once each, got {got}")
+        raise InvalidParameterError(
+            f"need shards 1/{count} .. {count}/{count} once each, got {got}"
+        )
 
 
-def merge_shards(shards: list[Path], out: Path, overwrite: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> Path:
+def merge_shards(
+    shards: list[Path],
+    out: Path,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Concatenate shards row-wise (checking each shard's digests) into `out`, atomically."""
     if not shards:
         raise InvalidParameterError("merge: give at least one shard")
@@ -69,7 +75,8 @@ def merge_shards(shards: list[Path], out: Path, overwrite: bool = False,
             datasets.append(DatasetSpec(name, (rows, *parts[0].shape[1:]), parts[0].dtype.str))
         group_attrs = {
             name: {k: v for k, v in first[name].attrs.items() if k != "content_sha256"}
-            for name in first if isinstance(first[name], h5py.Group)
+            for name in first
+            if isinstance(first[name], h5py.Group)
         }
         spec = FileSpec(
             preset=str(first.attrs["preset"]),
@@ -94,13 +101,15 @@ def merge_shards(shards: list[Path], out: Path, overwrite: bool = False,
                         try:
                             rows = part[start : start + step]
                         except OSError as exc:
-                            raise IntegrityError(f"{shard_file.filename}: {ds.name} is "
-                                                 f"unreadable ({exc})") from exc
+                            raise IntegrityError(
+                                f"{shard_file.filename}: {ds.name} is unreadable ({exc})"
+                            ) from exc
                         check.update(rows)
                         writer.write(ds.name, offset + start, rows)
                     if part.attrs.get("sha256") != check.hexdigest():
-                        raise IntegrityError(f"{shard_file.filename}: {ds.name} does not match "
-                                             "its recorded sha256")
+                        raise IntegrityError(
+                            f"{shard_file.filename}: {ds.name} does not match its recorded sha256"
+                        )
                     offset += part.shape[0]
                     done += part.shape[0]
                     if progress is not None:

@@ -74,8 +74,9 @@ def open_ours(path: Path | str) -> h5py.File:
     version = int(h5.attrs.get("format_version", -1))
     if version != FORMAT_VERSION:
         h5.close()
-        raise IntegrityError(f"{path}: format version {version}, this package reads "
-                             f"{FORMAT_VERSION}")
+        raise IntegrityError(
+            f"{path}: format version {version}, this package reads {FORMAT_VERSION}"
+        )
     return h5
 
 

@@ -64,12 +64,16 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
             params_json = str(h5.attrs["params"])
             source = json.loads(h5.attrs["source"])
         except (KeyError, ValueError) as exc:
-            raise IntegrityError(f"{path}: required attribute missing or malformed ({exc})") from exc
+            raise IntegrityError(
+                f"{path}: required attribute missing or malformed ({exc})"
+            ) from exc
         datasets = _all_datasets(h5)
         missing = sorted(expected_names - set(datasets))
         if missing:
-            raise IntegrityError(f"{path}: missing dataset {missing[0]}"
-                                 + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+            raise IntegrityError(
+                f"{path}: missing dataset {missing[0]}"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            )
         extra = sorted(set(datasets) - expected_names)
         if extra:
             raise IntegrityError(f"{path}: unexpected dataset {extra[0]}")
@@ -89,24 +93,31 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
             try:
                 digest = _digest_dataset(ds, on_rows)
             except OSError as exc:
-                raise IntegrityError(f"{path}: dataset {name} is unreadable or fails its chunk "
-                                     f"checksum ({exc})") from exc
+                raise IntegrityError(
+                    f"{path}: dataset {name} is unreadable or fails its chunk checksum ({exc})"
+                ) from exc
             sha = digest.hexdigest()
             if ds.attrs.get("sha256") != sha:
                 raise IntegrityError(f"{path}: dataset {name} does not match its recorded sha256")
             checked += ds.size * ds.dtype.itemsize
-            entries.append({"name": name, "dtype": digest.dtype, "shape": list(digest.shape),
-                            "sha256": sha})
+            entries.append(
+                {"name": name, "dtype": digest.dtype, "shape": list(digest.shape), "sha256": sha}
+            )
         for group_name in h5:
             group = h5[group_name]
-            if isinstance(group, h5py.Group) and "content_sha256" in group.attrs:
-                if group.attrs["content_sha256"] != group_digest(entries, group_name):
-                    raise IntegrityError(f"{path}: group {group_name} does not match its "
-                                         "recorded content_sha256")
+            recorded_group = (
+                group.attrs.get("content_sha256") if isinstance(group, h5py.Group) else None
+            )
+            if recorded_group is not None and recorded_group != group_digest(entries, group_name):
+                raise IntegrityError(
+                    f"{path}: group {group_name} does not match its recorded content_sha256"
+                )
         source_digests = source.get("sha256", {}) if isinstance(source, dict) else {}
         content = file_digest(params_json, source_digests, entries)
         if content != recorded:
-            raise IntegrityError(f"{path}: content_sha256 mismatch: recorded {recorded[:16]}..., "
-                                 f"computed {content[:16]}...")
+            raise IntegrityError(
+                f"{path}: content_sha256 mismatch: recorded {recorded[:16]}..., "
+                f"computed {content[:16]}..."
+            )
         log.info("verified %s: %d datasets, %d bytes", path, len(entries), checked)
         return VerifyReport(str(path), content, len(entries), checked)
