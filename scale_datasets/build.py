@@ -11,6 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .errors import InvalidParameterError
 from .parallel import default_workers, ordered_map
 from .presets import get_preset
 from .presets.base import Plan, Preset, RenderTask, SplitPlan
@@ -117,7 +118,10 @@ def build(
     """
     started = time.perf_counter()
     chosen = get_preset(preset)
-    params = chosen.make_params(**options)
+    try:
+        params = chosen.make_params(**options)
+    except TypeError as exc:  # an option this preset does not have
+        raise InvalidParameterError(f"{chosen.name}: {exc}") from None
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if out is not None:
         check_can_create(Path(out), overwrite)
@@ -127,7 +131,7 @@ def build(
     out = Path(out) if out is not None else default_output(chosen.name, data_source.name, shard)
     check_can_create(out, overwrite)
     plan = chosen.plan(params, data_source)
-    spec = _file_spec(chosen, params, chosen.describe_source(data_source), plan, shard)
+    spec = _file_spec(chosen, params, data_source.describe(), plan, shard)
     total_rows = sum(ds.shape[0] for ds in spec.datasets if ds.name.endswith("/images"))
     workers = default_workers() if workers is None else max(1, workers)
     log.info("building %s into %s with %d worker(s)", chosen.name, out, workers)

@@ -11,7 +11,7 @@ import pytest
 from conftest import SMALL
 
 from scale_datasets.build import build, merge
-from scale_datasets.errors import OutputExistsError
+from scale_datasets.errors import InvalidParameterError, OutputExistsError
 from scale_datasets.ops.scaling import pil_scale_about_centre
 from scale_datasets.sources import load_mnist_like
 from scale_datasets.storage.reader import read_info
@@ -138,6 +138,11 @@ def test_one_realisation_alone_equals_it_among_others(small_build, fake_source, 
                 assert np.array_equal(
                     a[f"realisation_1/{split}/{column}"][:], b[f"realisation_1/{split}/{column}"][:]
                 )
+
+
+def test_an_unknown_option_is_a_parameter_error(fake_source, tmp_path):
+    with pytest.raises(InvalidParameterError, match="mnist-scale: .*'colour'"):
+        build("mnist-scale", tmp_path / "x.h5", source_dir=fake_source, colour="red")
 
 
 def test_card_is_written_next_to_the_file(small_build: Path):

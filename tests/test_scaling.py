@@ -144,10 +144,16 @@ def test_nearest_reproduces_accumulated_position_drift() -> None:
     w=st.integers(1, 12),
     canvas=st.one_of(st.none(), st.tuples(st.integers(1, 14), st.integers(1, 14))),
     interpolation=st.sampled_from(INTERPOLATIONS),
+    dtype=st.sampled_from([np.uint8, np.uint8, np.float32]),
 )
-def test_property_exact_pil_parity(data, h, w, canvas, interpolation) -> None:
+def test_property_exact_pil_parity(data, h, w, canvas, interpolation, dtype) -> None:
+    """Any image, scale, canvas and filter: the same bits as Pillow ("L", or "F" for float32)."""
     n = data.draw(st.integers(1, 4), label="n")
-    images = data.draw(hnp.arrays(np.uint8, (n, h, w)), label="images")
+    if dtype == np.uint8:
+        images = data.draw(hnp.arrays(np.uint8, (n, h, w)), label="images")
+    else:
+        values = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+        images = data.draw(hnp.arrays(np.float32, (n, h, w), elements=values), label="images")
     scales = data.draw(
         hnp.arrays(
             np.float64,

@@ -97,6 +97,7 @@ def test_describe_is_json_and_hash_follows_content(tmp_path: Path) -> None:
     info = json.loads(json.dumps(a.describe()))
     assert info["shape"] == [30, 28, 28] and (info["n_train"], info["n_test"]) == (20, 10)
     assert info["files"] == list(a.files)
+    assert info["sha256"] == {"images": a.images_sha256, "labels": a.labels_sha256}
     assert (a.images_sha256, a.labels_sha256) == (again.images_sha256, again.labels_sha256)
     assert a.images_sha256 != b.images_sha256
     # Read-only pool: nobody can change pixels behind the recorded hash.

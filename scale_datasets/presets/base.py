@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,9 +37,19 @@ RenderTask = tuple[Callable[..., np.ndarray], tuple[Any, ...]]
 
 
 class Preset(Protocol):
+    """A named, versioned protocol. Its source object must offer `.name` and `.describe()`."""
+
     name: str
     version: int
     summary: str
+
+    def make_params(self, **options: Any) -> Any:
+        """The validated, frozen params dataclass (with `to_json()`) from user options."""
+        ...
+
+    def load_source(
+        self, source: str, source_dir: Path | None, root: Path | None, download: bool
+    ) -> Any: ...
 
     def plan(self, params: Any, source: Any) -> Plan: ...
 

@@ -127,14 +127,6 @@ class MNISTScalePreset:
 
         return load_mnist_like(source, source_dir=source_dir, root=root, download=download)
 
-    def describe_source(self, source: Any) -> dict[str, Any]:
-        return {
-            "name": source.name,
-            "files": list(source.files),
-            "n_train": int(source.n_train),
-            "n_test": int(len(source.labels) - source.n_train),
-            "sha256": {"images": source.images_sha256, "labels": source.labels_sha256},
-        }
 
     def plan(self, params: MNISTScaleParams, source: Any) -> Plan:
         labels = np.asarray(source.labels)

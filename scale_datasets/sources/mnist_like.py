@@ -84,8 +84,7 @@ class SourceData:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "shape": list(self.images.shape),
-            "images_sha256": self.images_sha256,
-            "labels_sha256": self.labels_sha256,
+            "sha256": {"images": self.images_sha256, "labels": self.labels_sha256},
         }
 
 
