@@ -141,7 +141,7 @@ def test_one_realisation_alone_equals_it_among_others(small_build, fake_source, 
 
 
 def test_an_unknown_option_is_a_parameter_error(fake_source, tmp_path):
-    with pytest.raises(InvalidParameterError, match="mnist-scale: .*'colour'"):
+    with pytest.raises(InvalidParameterError, match=r"mnist-scale: .*'colour'"):
         build("mnist-scale", tmp_path / "x.h5", source_dir=fake_source, colour="red")
 
 

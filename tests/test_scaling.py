@@ -25,6 +25,12 @@ from scale_datasets.ops.scaling import (
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
+@pytest.fixture(autouse=True)
+def _always_numpy(monkeypatch):
+    """Small batches are normally handed to Pillow itself; test the numpy path at every size."""
+    monkeypatch.setattr(scaling, "_SMALL_BATCH", 0)
+
+
 def _pil_batch(images: np.ndarray, scales: np.ndarray, canvas, interpolation: str) -> np.ndarray:
     return np.stack(
         [
@@ -299,3 +305,17 @@ def test_bad_arguments_raise_invalid_parameter(kwargs, field) -> None:
     with pytest.raises(InvalidParameterError, match=field) as info:
         scale_about_centre(**args)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_small_batches_go_through_pillow_with_the_same_result(monkeypatch, dtype) -> None:
+    rng = np.random.default_rng(8)
+    images = (rng.random((3, 12, 9)) * 255).astype(dtype)
+    scales = np.array([0.4, 1.0, 1.7], dtype=np.float32)
+    numpy_path = scale_about_centre(images, scales, (10, 13))
+    monkeypatch.setattr(scaling, "_SMALL_BATCH", 6)
+    small_path = scale_about_centre(images, scales, (10, 13))
+    assert small_path.dtype == dtype and small_path.shape == (3, 10, 13)
+    np.testing.assert_array_equal(small_path, numpy_path)
+    if dtype != np.float64:  # float64 never goes to Pillow (it has no float64 mode)
+        np.testing.assert_array_equal(small_path, _pil_batch(images, scales, (10, 13), "bicubic"))

@@ -127,7 +127,6 @@ class MNISTScalePreset:
 
         return load_mnist_like(source, source_dir=source_dir, root=root, download=download)
 
-
     def plan(self, params: MNISTScaleParams, source: Any) -> Plan:
         labels = np.asarray(source.labels)
         pool = len(labels)
