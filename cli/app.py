@@ -24,7 +24,7 @@ from .progress import progress_bar as _progress_bar
 
 
 def progress_bar(console: Console, label: str) -> Any:
-    return _progress_bar(console, label, on_update=_raise_if_terminated)
+    return _progress_bar(console, label, on_update=_raise_if_signalled)
 
 
 app = typer.Typer(
@@ -240,20 +240,26 @@ def merge(
     out_console.print(f"{path}  content_sha256={read_info(path).content_sha256}")
 
 
-_terminated = False
+# The exit code owed to a Ctrl-C (130) or SIGTERM (143) that arrived, or None.
+_signalled: int | None = None
+_EXIT_FOR_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
-def _terminate(signum: int, _frame: Any) -> None:
-    # Only note it: an exception raised here could land in code that swallows it (a weakref
-    # callback, say). The progress callback raises SystemExit at the next block (a fraction of
-    # a second), which unwinds like Ctrl-C, so temp files are removed on the way out.
-    global _terminated
-    _terminated = True
+def _on_signal(signum: int, _frame: Any) -> None:
+    # The first signal is only noted: an exception raised in a handler can land in code that
+    # swallows it (a weakref callback, say), and then the build would finish as if nothing had
+    # happened. The progress callback raises SystemExit at the next block (a fraction of a
+    # second), which unwinds like Ctrl-C, so temp files are removed on the way out. A second
+    # signal (say, Ctrl-C pressed again during a long download) raises at once.
+    global _signalled
+    if _signalled is not None:
+        raise SystemExit(_signalled)
+    _signalled = _EXIT_FOR_SIGNAL[signal.Signals(signum)]
 
 
-def _raise_if_terminated() -> None:
-    if _terminated:
-        raise SystemExit(EXIT_TERMINATED)
+def _raise_if_signalled() -> None:
+    if _signalled is not None:
+        raise SystemExit(_signalled)
 
 
 def _fail(message: str, code: int) -> int:
@@ -263,12 +269,13 @@ def _fail(message: str, code: int) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
-    global _terminated
-    _terminated = False
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    global _signalled
+    _signalled = None
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _EXIT_FOR_SIGNAL}
     try:
-        # Typer itself turns usage errors into exit 2 and Ctrl-C into exit 130.
+        # Typer itself turns usage errors into exit 2.
         app(args=argv, prog_name="scale-datasets", standalone_mode=True)
+        _raise_if_signalled()
         return 0
     except SystemExit as exc:
         if exc.code == EXIT_TERMINATED:
@@ -284,7 +291,8 @@ def run(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", EXIT_UNEXPECTED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main() -> None:

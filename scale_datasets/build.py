@@ -18,7 +18,8 @@ from .presets.base import Plan, Preset, RenderTask, SplitPlan
 from .shards import Shard
 from .storage.atomic import atomic_output, check_can_create
 from .storage.card import write_card
-from .storage.format import canonical_json, chunk_shape
+from .storage.chunks import render_and_encode
+from .storage.format import GZIP_LEVEL, canonical_json, chunk_shape
 from .storage.reader import read_info
 from .storage.writer import DatasetSpec, FileSpec, StreamingWriter
 
@@ -43,11 +44,14 @@ def default_output(preset: str, source_name: str, shard: Shard | None) -> Path:
     return Path(f"{stem}.h5")
 
 
-def _block_rows(split: SplitPlan) -> int:
+def _chunk_rows(rows: int, split: SplitPlan) -> int:
+    """Rows per HDF5 chunk of a split's images dataset holding `rows` rows."""
+    chunk = chunk_shape((max(rows, 1), *split.image_shape), np.dtype(split.image_dtype))
+    return chunk[0] if chunk else 1
+
+
+def _block_rows(chunk_rows: int, split: SplitPlan) -> int:
     """Rows per render task: a whole number of HDF5 chunks of about BLOCK_BYTES."""
-    n = len(split)
-    chunk = chunk_shape((max(n, 1), *split.image_shape), np.dtype(split.image_dtype))
-    chunk_rows = chunk[0] if chunk else 1
     row_bytes = int(np.prod(split.image_shape)) * np.dtype(split.image_dtype).itemsize
     return max(chunk_rows, (BLOCK_BYTES // max(row_bytes, 1)) // chunk_rows * chunk_rows)
 
@@ -86,16 +90,16 @@ def _file_spec(
 def _tasks(
     preset: Preset, params: Any, plan: Plan, shard: Shard | None
 ) -> Iterator[tuple[str, int, RenderTask]]:
+    """(dataset, first row, task) per block; each task renders and gzips its block's chunks."""
     for split in plan.splits:
         lo, hi = shard.rows(len(split)) if shard else (0, len(split))
-        step = _block_rows(split)
+        chunk_rows = _chunk_rows(hi - lo, split)
+        step = _block_rows(chunk_rows, split)
         for start in range(lo, hi, step):
             stop = min(start + step, hi)
-            yield (
-                f"{split.group}/images",
-                start - lo,
-                preset.render_task(params, split, start, stop),
-            )
+            fn, args = preset.render_task(params, split, start, stop)
+            task = (render_and_encode, (fn, args, chunk_rows, GZIP_LEVEL))
+            yield f"{split.group}/images", start - lo, task
 
 
 def build(
@@ -147,8 +151,8 @@ def build(
             (task for _, _, task in tasks), chosen.worker_state(data_source), workers
         )
         done = 0
-        for (name, start, _), pixels in zip(tasks, results, strict=True):
-            writer.write(name, start, pixels)
+        for (name, start, _), (pixels, chunks) in zip(tasks, results, strict=True):
+            writer.write_encoded(name, start, pixels, chunks)
             done += len(pixels)
             if progress is not None:
                 progress("render", done, total_rows)

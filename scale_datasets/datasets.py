@@ -25,6 +25,15 @@ from .storage.reader import open_ours
 
 __all__ = ["MNIST_SCALE_MEAN", "MNIST_SCALE_STD", "MNISTScale"]
 
+# Per-worker HDF5 chunk cache in lazy mode: a few dozen 256 KiB chunks, so sequential and
+# batch reads decompress each chunk once.
+LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
+
+
+def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1] (one rounding: x / 255 in float32)."""
+    return pixels.astype(np.float32) / np.float32(255)
+
 
 class MNISTScale(Dataset):
     """One split of one realisation of an MNIST-Scale file."""
@@ -65,6 +74,7 @@ class MNISTScale(Dataset):
             self._images: np.ndarray | None = group["images"][:] if in_memory else None
             self.image_shape: tuple[int, ...] = tuple(group["images"].shape[1:])
         self._h5: h5py.File | None = None
+        self._h5_images: h5py.Dataset | None = None
         self._h5_pid: int | None = None
 
     def __len__(self) -> int:
@@ -75,23 +85,31 @@ class MNISTScale(Dataset):
         """Labels as a tensor, as torchvision's MNIST exposes them."""
         return torch.from_numpy(self.labels)
 
-    def _pixels(self, index: int) -> np.ndarray:
-        if self._images is not None:
-            return self._images[index]
-        # Open once per process: an h5py handle must never cross a fork or a pickle.
-        if self._h5 is None or self._h5_pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
+    def _lazy_images(self) -> h5py.Dataset:
+        # Open once per process (an h5py handle must never cross a fork or a pickle) and keep
+        # the dataset object, so its chunk cache survives from item to item.
+        if self._h5_images is None or self._h5_pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r", rdcc_nbytes=LAZY_CHUNK_CACHE_BYTES)
+            self._h5_images = self._h5[self._key]["images"]
             self._h5_pid = os.getpid()
-        return self._h5[self._key]["images"][index]
+        return self._h5_images
 
-    def __getitem__(self, index: int) -> tuple[Any, ...]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        index = int(index) % len(self)
-        pixels = self._pixels(index)
-        image = torch.from_numpy(pixels.astype(np.float32) / 255.0)
-        if image.ndim == 2:
-            image = image.unsqueeze(0)
+    def _pixels(self, indices: np.ndarray) -> np.ndarray:
+        if self._images is not None:
+            return self._images[indices]
+        # HDF5 wants increasing, distinct indices: read those, then put them back in order.
+        wanted, where = np.unique(indices, return_inverse=True)
+        return self._lazy_images()[wanted][where]
+
+    def _checked(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        bad = (idx < -n) | (idx >= n)
+        if bad.any():
+            raise IndexError(f"index {int(idx[bad][0])} out of range for {n} samples")
+        return idx % n if n else idx
+
+    def _item(self, image: torch.Tensor, index: int) -> tuple[Any, ...]:
         target: Any = int(self.labels[index])
         if self.transform is not None:
             image = self.transform(image)
@@ -101,9 +119,21 @@ class MNISTScale(Dataset):
             return image, target, float(self.scales[index])
         return image, target
 
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[Any, ...]]:
+        """A whole batch with one read and one conversion (the DataLoader calls this)."""
+        idx = self._checked(indices)
+        images = torch.from_numpy(_to_unit_float(self._pixels(idx)))
+        if images.ndim == 3:  # grey: add the channel axis
+            images = images.unsqueeze(1)
+        return [self._item(images[n], int(i)) for n, i in enumerate(idx)]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_h5"] = None
+        state["_h5_images"] = None
         state["_h5_pid"] = None
         return state
 

@@ -1,10 +1,14 @@
 """Ordered, bounded parallel rendering in worker processes.
 
-Workers are started with an explicit method ("spawn": safe with threads, the same on every OS)
-and get the big read-only state (e.g. the source pool) once: an array state goes through a
-memory-mapped .npy file, so start-up is quick and every worker shares the same pages. Tasks are
-small and results come back in submission order, with a few blocks in flight, so the output is
-the same whatever the number of workers and memory stays bounded.
+Each worker is a process of its own with one pipe: task k goes to worker k mod W and results
+are read back in task order, so the output is the same whatever the number of workers, at most
+two tasks per worker are in flight (memory stays bounded), and there is no shared queue, lock or
+helper thread that could deadlock when a build is interrupted: on any error the workers are
+simply killed.
+
+Workers start with an explicit method ("spawn": safe with threads, the same on every OS) and get
+the big read-only state (the source pool) once: an array goes through a memory-mapped .npy file,
+so start-up is quick and all workers share the same pages.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 START_METHOD = "spawn"
-STARTUP_TIMEOUT_S = 60.0
+TASKS_IN_FLIGHT_PER_WORKER = 2
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
 _STATE: Any = None
 
@@ -36,20 +43,28 @@ class _ArrayFile:
         return np.load(self.path, mmap_mode="r")
 
 
-def _init_worker(state: Any, ready: Any) -> None:
-    global _STATE
-    _STATE = state.load() if isinstance(state, _ArrayFile) else state
-    ready.release()
-
-
 def worker_state() -> Any:
     """The state handed to `ordered_map`, in whichever process runs a task."""
     return _STATE
 
 
-def _run(task: tuple[Callable[..., np.ndarray], tuple[Any, ...]]) -> np.ndarray:
-    fn, args = task
-    return fn(*args)
+def _worker_main(conn: Connection, state: Any) -> None:
+    global _STATE
+    # Ctrl-C is handled once, by the parent, which then kills the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STATE = state.load() if isinstance(state, _ArrayFile) else state
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        fn, args = task
+        try:
+            conn.send((True, fn(*args)))
+        except Exception as exc:
+            conn.send((False, exc))
 
 
 def default_workers() -> int:
@@ -59,18 +74,14 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def ordered_map(
-    tasks: Iterable[tuple[Callable[..., np.ndarray], tuple[Any, ...]]],
-    state: Any,
-    workers: int,
-) -> Iterator[np.ndarray]:
+def ordered_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any]:
     """Run tasks, yielding results in task order; workers <= 1 runs them in this process."""
     global _STATE
     if workers <= 1:
         previous, _STATE = _STATE, state
         try:
-            for task in tasks:
-                yield _run(task)
+            for fn, args in tasks:
+                yield fn(*args)
         finally:
             _STATE = previous
         return
@@ -78,34 +89,61 @@ def ordered_map(
         if isinstance(state, np.ndarray):
             np.save(Path(scratch) / "state.npy", state)
             state = _ArrayFile(Path(scratch) / "state.npy")
-        yield from _pool_map(tasks, state, workers)
+        yield from _process_map(tasks, state, workers)
 
 
-def _pool_map(tasks: Iterable[Any], state: Any, workers: int) -> Iterator[np.ndarray]:
+def _receive(conn: Connection, worker: int) -> Any:
+    try:
+        ok, value = conn.recv()
+    except EOFError:
+        raise RuntimeError(f"render worker {worker} died (out of memory or killed?)") from None
+    if not ok:
+        raise value
+    return value
+
+
+def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any]:
     context = multiprocessing.get_context(START_METHOD)
-    ready = context.Semaphore(0)
-    # Children are born ignoring Ctrl-C (an ignored signal stays ignored across exec): the
-    # parent alone handles it and terminates them, and none prints a traceback on the way.
-    # Starting them takes milliseconds, as the state they receive is small.
+    processes: list[Any] = []
+    conns: list[Connection] = []
+    # Children are born ignoring Ctrl-C (an ignored signal stays ignored across exec), so a
+    # Ctrl-C while they start does not print their tracebacks. Starting takes milliseconds.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(state, ready))
+        for i in range(workers):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_worker_main,
+                args=(child_end, state),
+                name=f"scale-datasets-worker-{i}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            processes.append(process)
+            conns.append(parent_end)
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
-        pending: collections.deque = collections.deque()
-        for task in tasks:
-            pending.append(pool.apply_async(_run, (task,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-        pool.close()
+        in_flight: collections.deque[int] = collections.deque()
+        for k, task in enumerate(tasks):
+            worker = k % workers
+            conns[worker].send(task)
+            in_flight.append(worker)
+            if len(in_flight) >= TASKS_IN_FLIGHT_PER_WORKER * workers:
+                oldest = in_flight.popleft()
+                yield _receive(conns[oldest], oldest)
+        while in_flight:
+            oldest = in_flight.popleft()
+            yield _receive(conns[oldest], oldest)
+        for conn in conns:
+            conn.send(None)
+        for process in processes:
+            process.join(timeout=10)
     finally:
-        # A worker still starting when the pool's semaphores go away would die with a
-        # traceback: let each finish starting before terminating them.
-        for _ in range(workers):
-            if not ready.acquire(timeout=STARTUP_TIMEOUT_S):
-                break
-        pool.terminate()
-        pool.join()
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+            process.join()
+        for conn in conns:
+            conn.close()

@@ -124,3 +124,29 @@ def test_random_scale_draws_differ_between_workers_yet_reproduce():
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     # items 0 and 1 are the first draw of worker 0 and of worker 1
     assert not torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_batches_equal_items_for_any_indices(small_build: Path, in_memory: bool):
+    ds = MNISTScale(small_build, split="train", return_scale=True, in_memory=in_memory)
+    indices = [5, -1, 5, 0, 119, 17, 3, 17]
+    batch = ds.__getitems__(indices)
+    reference = MNISTScale(small_build, split="train", return_scale=True)
+    for (image, label, scale), i in zip(batch, indices, strict=True):
+        ref_image, ref_label, ref_scale = reference[i]
+        assert torch.equal(image, ref_image) and (label, scale) == (ref_label, ref_scale)
+    with pytest.raises(IndexError, match="index 120 out of range for 120 samples"):
+        ds.__getitems__([0, 120])
+
+
+def test_shuffled_lazy_epoch_equals_in_memory(small_build: Path):
+    def epoch(ds):
+        loader = DataLoader(
+            ds, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(3)
+        )
+        return [b for b in loader]
+
+    eager = epoch(MNISTScale(small_build, split="test", return_scale=True))
+    lazy = epoch(MNISTScale(small_build, split="test", return_scale=True, in_memory=False))
+    for a, b in zip(eager, lazy, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))

@@ -89,6 +89,21 @@ class StreamingWriter:
             self._h5[name][start : start + len(rows)] = rows
         digest.update(np.asarray(rows, dtype=np.dtype(digest.dtype)))
 
+    def write_encoded(self, name: str, start: int, rows: np.ndarray, chunks: list[bytes]) -> None:
+        """Like `write`, with the chunks already encoded (see storage.chunks); `start` must be
+        chunk-aligned."""
+        digest = self._digests[name]
+        if start != digest.rows_seen:
+            raise RuntimeError(f"rows of {name} out of order: {start} != {digest.rows_seen}")
+        dataset = self._h5[name]
+        chunk_rows = dataset.chunks[0]
+        if start % chunk_rows:
+            raise RuntimeError(f"{name}: encoded block at row {start} is not chunk-aligned")
+        zeros = (0,) * (dataset.ndim - 1)
+        for k, chunk in enumerate(chunks):
+            dataset.id.write_direct_chunk((start + k * chunk_rows, *zeros), chunk)
+        digest.update(np.asarray(rows, dtype=np.dtype(digest.dtype)))
+
     def finish(self) -> str:
         """Record every digest; returns the file's content_sha256."""
         entries = []
