@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 from conftest import debian_fashion_or_skip
 from fake_idx import write_fake_mnist, write_idx_labels
@@ -216,3 +218,22 @@ def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
     assert proc.returncode == code, err
     assert "Traceback" not in err, err
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_verify_exit_3_for_a_flipped_byte_and_a_missing_dataset(small_build, tmp_path, capsys):
+    flipped = Path(shutil.copy(small_build, tmp_path / "flipped.h5"))
+    with h5py.File(flipped, "r") as h5:
+        info = h5["realisation_1/train/images"].id.get_chunk_info(0)
+    with open(flipped, "r+b") as handle:
+        handle.seek(info.byte_offset + 100)
+        byte = handle.read(1)[0]
+        handle.seek(info.byte_offset + 100)
+        handle.write(bytes([byte ^ 0xFF]))
+    assert run(["verify", str(flipped)]) == 3
+    assert "realisation_1/train/images" in _only_line(capsys.readouterr().err)
+
+    missing = Path(shutil.copy(small_build, tmp_path / "missing.h5"))
+    with h5py.File(missing, "r+") as h5:
+        del h5["realisation_0/test/labels"]
+    assert run(["verify", str(missing)]) == 3
+    assert "missing dataset realisation_0/test/labels" in _only_line(capsys.readouterr().err)
