@@ -12,6 +12,7 @@ from .storage.format import realisation_group
 from .storage.reader import open_ours
 
 CAPTION_PX = 14
+GAP_PX = 2  # grey lines between tiles, so black backgrounds do not run together
 
 
 def preview_grid(
@@ -37,7 +38,7 @@ def preview_grid(
         labels = h5[key]["labels"][np.sort(picks)]
     by_index = {int(i): n for n, i in enumerate(np.sort(picks))}
     height, width = images.shape[-2:]
-    tile_w, tile_h = width * zoom, height * zoom + CAPTION_PX
+    tile_w, tile_h = width * zoom + GAP_PX, height * zoom + CAPTION_PX + GAP_PX
     rows = -(-len(picks) // columns)
     grid = Image.new("L", (columns * tile_w, rows * tile_h), color=40)
     draw = ImageDraw.Draw(grid)

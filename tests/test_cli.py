@@ -71,7 +71,7 @@ def test_build_info_verify_preview_list(fake_source, tmp_path, capsys):
     assert run(["preview", str(out), "--out", str(grid), "--count", "16", "--zoom", "2"]) == 0
     assert _only_line(capsys.readouterr().out) == str(grid)
     with Image.open(grid) as image:
-        assert image.size == (8 * 56, 2 * (56 + 14))
+        assert image.size == (8 * (56 + 2), 2 * (56 + 14 + 2))
 
     assert run(["list", "--json"]) == 0
     presets = json.loads(capsys.readouterr().out)

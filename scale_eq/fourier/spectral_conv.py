@@ -1,0 +1,326 @@
+"""Localised spectral convolution: a small real kernel on a fixed canonical grid, applied in Fourier.
+
+Every tensor between the Fourier layers is the full DFT (``fft2`` / ``fft``, norm "forward") of a
+real feature map. A kernel that is defined on the *input's* pixel grid cannot commute with ideal
+down-scaling D_r (a 5-pixel kernel covers a different fraction of a 28- and of an 8-pixel image).
+Here the kernel is an ``n x n`` real array placed, centred at the origin with wrap-around, on a fixed
+``G x G`` canonical grid; its plain-sum DFT ``K[o, i, k]`` is therefore the same function of the
+frequency ``k`` whatever the input resolution, and the layer multiplies the input spectrum mode by
+mode (a channel mix per frequency) for ``|k| <= (min(G, N) - 1) // 2`` and zeroes every other mode.
+D_r keeps exactly the modes ``|k| <= (r - 1) // 2``, so ``D_r(conv(x)) == conv(D_r(x))`` for every
+``r <= N``: both sides hold ``K(k) X(k)`` on ``|k| <= (min(G, r) - 1) // 2`` and zero elsewhere.
+
+On the G grid the layer is exactly the circular convolution with the kernel (the DFT is a plain
+sum), so it behaves like an ordinary convolution whose support is the fixed fraction ``n / G`` of
+the image. Unlike the published parameterisation (complex weights pushed through a Dirichlet
+matrix), the spatial kernel is the parameter itself: it is real, as the kernel of a map between real
+images must be, so no parameter is dead (the published imaginary halves get no gradient).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from scale_datasets.ops.fourier import resample_spectrum, resample_spectrum_1d
+
+__all__ = [
+    "SpectralConv1d",
+    "SpectralConv2d",
+    "SpectralConvBlock1d",
+    "SpectralConvBlock2d",
+    "SpectralSkip",
+    "complex_dtype_for",
+]
+
+_COMPLEX = {
+    torch.float16: torch.complex32,
+    torch.float32: torch.complex64,
+    torch.float64: torch.complex128,
+}
+
+
+def complex_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """The complex dtype whose real and imaginary parts have the precision of ``dtype``."""
+    if dtype.is_complex:
+        return dtype
+    try:
+        return _COMPLEX[dtype]
+    except KeyError:
+        raise ValueError(f"no complex dtype for {dtype}") from None
+
+
+def _check_modes(global_modes: int, local_modes: int) -> None:
+    if int(global_modes) != global_modes or global_modes < 1:
+        raise ValueError(f"global_modes must be a positive int, got {global_modes!r}")
+    if int(local_modes) != local_modes or not 1 <= local_modes <= global_modes:
+        raise ValueError(
+            f"local_modes must be an int in [1, global_modes={global_modes}], got {local_modes!r}"
+        )
+
+
+def _dft_matrix(global_modes: int, local_modes: int, device: torch.device) -> torch.Tensor:
+    """E[k, a] = exp(-2 pi i k (a - n // 2) / G): the G-grid DFT of a centred length-n kernel.
+
+    Rows are the frequencies ``k = 0..M, -M..-1`` with ``M = (G - 1) // 2`` (fft order on a
+    ``2M + 1`` grid), so a crop to fewer modes is just ``resample_spectrum``. Built in float64 and
+    cast by the caller: the phases of a large G are then exact to round-off in either precision.
+    """
+    m = (global_modes - 1) // 2
+    k = torch.cat([torch.arange(m + 1), torch.arange(-m, 0)]).to(torch.float64)
+    offsets = torch.arange(local_modes, dtype=torch.float64) - local_modes // 2
+    phase = (-2.0 * math.pi / global_modes) * torch.outer(k, offsets)
+    return torch.polar(torch.ones_like(phase), phase).to(device)
+
+
+class _CachedKernel:
+    """Caches a kernel spectrum derived from a weight, for inference.
+
+    While autograd records (grad enabled and the weight requires grad) the spectrum is recomputed
+    on every call so the graph reaches the weight. Otherwise it is kept per (dtype, device) and
+    reused while the weight is the same tensor object, at the same storage, at the same in-place
+    version (optimisers and ``load_state_dict`` bump ``_version``; ``.to()`` makes a new tensor).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[torch.dtype, torch.device], tuple] = {}
+
+    def get(
+        self,
+        weight: torch.Tensor,
+        dtype: torch.dtype,
+        compute: Callable[[], torch.Tensor],
+    ) -> torch.Tensor:
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return compute().to(dtype)
+        key = (dtype, weight.device)
+        stamp = (weight._version, weight.data_ptr())
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is weight and entry[1] == stamp:
+            return entry[2]
+        with torch.no_grad():
+            value = compute().to(dtype)
+        self._entries[key] = (weakref.ref(weight), stamp, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __deepcopy__(self, memo: dict) -> _CachedKernel:
+        return _CachedKernel()
+
+    def __getstate__(self) -> dict:
+        return {"_entries": {}}
+
+
+class _SpectralConvNd(nn.Module):
+    """Shared parts of the 1D and 2D localised spectral convolutions."""
+
+    ndim: int = 2
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        global_modes: int,
+        local_modes: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        _check_modes(global_modes, local_modes)
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
+        if dtype is not None and dtype.is_complex:
+            dtype = dtype.to_real()
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.global_modes = int(global_modes)
+        self.local_modes = int(local_modes)
+        shape = (self.out_channels, self.in_channels) + (self.local_modes,) * self.ndim
+        self.weight = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        self._kernel_cache = _CachedKernel()
+        self.reset_parameters()
+
+    @property
+    def max_modes(self) -> int:
+        """The highest |k| the layer can pass: (G - 1) // 2."""
+        return (self.global_modes - 1) // 2
+
+    def reset_parameters(self) -> None:
+        """Kaiming-like normal init over the fan-in ``in_channels * n**ndim``.
+
+        Each output mode is ``sum_i K[o, i, k] X[i, k]`` with ``E|K(k)|^2 = n**ndim * std**2``, so
+        ``std**2 = 1 / (in_channels * n**ndim)`` keeps the energy of every passed mode.
+        """
+        fan_in = self.in_channels * self.local_modes**self.ndim
+        nn.init.normal_(self.weight, std=fan_in**-0.5)
+        self._kernel_cache.clear()
+
+    def _compute_kernel(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """K[o, i, k...] on the frequencies |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid)."""
+        dtype = complex_dtype_for(dtype or self.weight.dtype)
+        return self._kernel_cache.get(self.weight, dtype, self._compute_kernel)
+
+    def spatial_kernel(self) -> torch.Tensor:
+        """The kernel as a real map on the G grid, centred at the origin with wrap-around."""
+        g, n = self.global_modes, self.local_modes
+        idx = (torch.arange(n, device=self.weight.device) - n // 2) % g
+        out = self.weight.new_zeros(self.weight.shape[:2] + (g,) * self.ndim)
+        if self.ndim == 1:
+            out[..., idx] = self.weight
+        else:
+            out[..., idx[:, None], idx[None, :]] = self.weight
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, global_modes={self.global_modes}, "
+            f"local_modes={self.local_modes}"
+        )
+
+    def _check_input(self, x_ft: torch.Tensor) -> None:
+        if not x_ft.is_complex() or x_ft.dim() != self.ndim + 2:
+            raise ValueError(
+                f"{type(self).__name__} takes a complex spectrum (B, C{', N' * self.ndim}), "
+                f"got {tuple(x_ft.shape)} {x_ft.dtype}"
+            )
+        if x_ft.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} channels, got {x_ft.shape[1]}")
+
+
+class SpectralConv2d(_SpectralConvNd):
+    """Localised spectral convolution: complex (B, Cin, H, W) spectrum -> (B, Cout, H, W).
+
+    Args:
+        in_channels, out_channels: channel counts.
+        global_modes: G, the side of the canonical grid; modes beyond (min(G, N) - 1) // 2 are
+            zeroed, so G bounds the bandwidth (and cost) of the layer.
+        local_modes: n, the side of the real spatial kernel on the G grid (n <= G).
+    """
+
+    ndim = 2
+
+    def _compute_kernel(self) -> torch.Tensor:
+        e = _dft_matrix(self.global_modes, self.local_modes, self.weight.device)
+        e = e.to(complex_dtype_for(self.weight.dtype))
+        w = self.weight.to(e.dtype)
+        return e @ w @ e.transpose(0, 1)  # (Cout, Cin, 2M+1, 2M+1)
+
+    def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        self._check_input(x_ft)
+        h, w = x_ft.shape[-2:]
+        mh = (min(self.global_modes, h) - 1) // 2
+        mw = (min(self.global_modes, w) - 1) // 2
+        size = (2 * mh + 1, 2 * mw + 1)
+        kernel = resample_spectrum(self.kernel_spectrum(x_ft.dtype), size)
+        low = resample_spectrum(x_ft, size)
+        out = torch.einsum("bipq,oipq->bopq", low, kernel)
+        return resample_spectrum(out, (h, w))
+
+
+class SpectralConv1d(_SpectralConvNd):
+    """Localised spectral convolution for signals: complex (B, Cin, L) spectrum -> (B, Cout, L)."""
+
+    ndim = 1
+
+    def _compute_kernel(self) -> torch.Tensor:
+        e = _dft_matrix(self.global_modes, self.local_modes, self.weight.device)
+        e = e.to(complex_dtype_for(self.weight.dtype))
+        return self.weight.to(e.dtype) @ e.transpose(0, 1)  # (Cout, Cin, 2M+1)
+
+    def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        self._check_input(x_ft)
+        n = x_ft.shape[-1]
+        size = 2 * ((min(self.global_modes, n) - 1) // 2) + 1
+        kernel = resample_spectrum_1d(self.kernel_spectrum(x_ft.dtype), size)
+        low = resample_spectrum_1d(x_ft, size)
+        out = torch.einsum("bip,oip->bop", low, kernel)
+        return resample_spectrum_1d(out, n)
+
+
+class SpectralSkip(nn.Module):
+    """1x1 channel mix applied to every mode: the skip path of a block (any resolution, 1D or 2D).
+
+    A real (Cout, Cin) matrix acts identically on every frequency, so it commutes with D_r
+    exactly and maps spectra of real maps to spectra of real maps.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
+        if dtype is not None and dtype.is_complex:
+            dtype = dtype.to_real()
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal init with variance 1 / in_channels (a 1x1 conv's fan-in)."""
+        nn.init.normal_(self.weight, std=self.in_channels**-0.5)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}"
+
+    def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        if not x_ft.is_complex() or x_ft.dim() < 3 or x_ft.shape[1] != self.in_channels:
+            raise ValueError(
+                f"SpectralSkip takes a complex (B, {self.in_channels}, ...) spectrum, "
+                f"got {tuple(x_ft.shape)} {x_ft.dtype}"
+            )
+        w = self.weight.to(x_ft.dtype)
+        flat = x_ft.reshape(x_ft.shape[0], self.in_channels, -1)
+        return torch.matmul(w, flat).reshape(x_ft.shape[0], self.out_channels, *x_ft.shape[2:])
+
+
+class _SpectralConvBlock(nn.Module):
+    conv_cls: type[_SpectralConvNd] = SpectralConv2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        global_modes: int,
+        local_modes: int,
+        *,
+        skip: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.conv = self.conv_cls(in_channels, out_channels, global_modes, local_modes, **kw)
+        self.skip = SpectralSkip(in_channels, out_channels, **kw) if skip else None
+
+    def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x_ft)
+        return out if self.skip is None else out + self.skip(x_ft)
+
+
+class SpectralConvBlock2d(_SpectralConvBlock):
+    """conv(x) + skip(x): the linear part of a Fourier block (published: L_i + conv_i)."""
+
+    conv_cls = SpectralConv2d
+
+
+class SpectralConvBlock1d(_SpectralConvBlock):
+    """conv(x) + skip(x) for signals."""
+
+    conv_cls = SpectralConv1d
