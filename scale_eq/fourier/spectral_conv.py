@@ -1,14 +1,15 @@
-"""Localised spectral convolution: a small real kernel on a fixed canonical grid, applied in Fourier.
+"""Localised spectral convolution: a small real kernel on a fixed canonical grid, in Fourier.
 
 Every tensor between the Fourier layers is the full DFT (``fft2`` / ``fft``, norm "forward") of a
-real feature map. A kernel that is defined on the *input's* pixel grid cannot commute with ideal
+real feature map. A kernel defined on the *input's* pixel grid cannot commute with ideal
 down-scaling D_r (a 5-pixel kernel covers a different fraction of a 28- and of an 8-pixel image).
-Here the kernel is an ``n x n`` real array placed, centred at the origin with wrap-around, on a fixed
-``G x G`` canonical grid; its plain-sum DFT ``K[o, i, k]`` is therefore the same function of the
-frequency ``k`` whatever the input resolution, and the layer multiplies the input spectrum mode by
-mode (a channel mix per frequency) for ``|k| <= (min(G, N) - 1) // 2`` and zeroes every other mode.
-D_r keeps exactly the modes ``|k| <= (r - 1) // 2``, so ``D_r(conv(x)) == conv(D_r(x))`` for every
-``r <= N``: both sides hold ``K(k) X(k)`` on ``|k| <= (min(G, r) - 1) // 2`` and zero elsewhere.
+Here the kernel is an ``n x n`` real array placed, centred at the origin with wrap-around, on a
+fixed ``G x G`` canonical grid. Its plain-sum DFT ``K[o, i, k]`` is then the same function of the
+frequency ``k`` whatever the input resolution, and the layer multiplies the input spectrum mode
+by mode (a channel mix per frequency) for ``|k| <= (min(G, N) - 1) // 2``, zeroing every other
+mode. D_r keeps exactly the modes ``|k| <= (r - 1) // 2``, so ``D_r(conv(x)) == conv(D_r(x))``
+for every ``r <= N``: both sides hold ``K(k) X(k)`` on ``|k| <= (min(G, r) - 1) // 2`` and zero
+elsewhere.
 
 On the G grid the layer is exactly the circular convolution with the kernel (the DFT is a plain
 sum), so it behaves like an ordinary convolution whose support is the fixed fraction ``n / G`` of
@@ -25,8 +26,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from scale_datasets.ops.fourier import resample_spectrum, resample_spectrum_1d
 
 __all__ = [
     "SpectralConv1d",
@@ -67,13 +66,15 @@ def _dft_matrix(global_modes: int, local_modes: int, device: torch.device) -> to
     """E[k, a] = exp(-2 pi i k (a - n // 2) / G): the G-grid DFT of a centred length-n kernel.
 
     Rows are the frequencies ``k = 0..M, -M..-1`` with ``M = (G - 1) // 2`` (fft order on a
-    ``2M + 1`` grid), so a crop to fewer modes is just ``resample_spectrum``. Built in float64 and
-    cast by the caller: the phases of a large G are then exact to round-off in either precision.
+    ``2M + 1`` grid), so the kernel of an input with fewer modes m is rows ``0..m`` and the last
+    m. The product ``k (a - n // 2)`` is reduced modulo G in integers and the matrix built in
+    float64, so the phases are exact to one rounding in either working precision.
     """
     m = (global_modes - 1) // 2
-    k = torch.cat([torch.arange(m + 1), torch.arange(-m, 0)]).to(torch.float64)
-    offsets = torch.arange(local_modes, dtype=torch.float64) - local_modes // 2
-    phase = (-2.0 * math.pi / global_modes) * torch.outer(k, offsets)
+    k = torch.cat([torch.arange(m + 1), torch.arange(-m, 0)])
+    offsets = torch.arange(local_modes) - local_modes // 2
+    turns = torch.remainder(torch.outer(k, offsets), global_modes).to(torch.float64)
+    phase = (-2.0 * math.pi / global_modes) * turns
     return torch.polar(torch.ones_like(phase), phase).to(device)
 
 
@@ -165,8 +166,8 @@ class _SpectralConvNd(nn.Module):
     def _compute_kernel(self) -> torch.Tensor:
         raise NotImplementedError
 
-    def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """K[o, i, k...] on the frequencies |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid)."""
+    def _kernel(self, dtype: torch.dtype | None) -> torch.Tensor:
+        """The kernel spectrum in the layout of ``_compute_kernel``, cached outside autograd."""
         dtype = complex_dtype_for(dtype or self.weight.dtype)
         return self._kernel_cache.get(self.weight, dtype, self._compute_kernel)
 
@@ -197,6 +198,11 @@ class _SpectralConvNd(nn.Module):
             raise ValueError(f"expected {self.in_channels} channels, got {x_ft.shape[1]}")
 
 
+def _mode_index(m: int, n: int, device: torch.device) -> torch.Tensor:
+    """Positions of the frequencies 0..m, -m..-1 in an fft-ordered axis of length n."""
+    return torch.cat([torch.arange(m + 1), torch.arange(n - m, n)]).to(device)
+
+
 class SpectralConv2d(_SpectralConvNd):
     """Localised spectral convolution: complex (B, Cin, H, W) spectrum -> (B, Cout, H, W).
 
@@ -205,6 +211,9 @@ class SpectralConv2d(_SpectralConvNd):
         global_modes: G, the side of the canonical grid; modes beyond (min(G, N) - 1) // 2 are
             zeroed, so G bounds the bandwidth (and cost) of the layer.
         local_modes: n, the side of the real spatial kernel on the G grid (n <= G).
+
+    The mode-wise channel mix runs as one batched matmul over the kept modes, with the kernel
+    cached (outside autograd) in that (ky, kx, Cin, Cout) layout.
     """
 
     ndim = 2
@@ -212,19 +221,30 @@ class SpectralConv2d(_SpectralConvNd):
     def _compute_kernel(self) -> torch.Tensor:
         e = _dft_matrix(self.global_modes, self.local_modes, self.weight.device)
         e = e.to(complex_dtype_for(self.weight.dtype))
-        w = self.weight.to(e.dtype)
-        return e @ w @ e.transpose(0, 1)  # (Cout, Cin, 2M+1, 2M+1)
+        return torch.einsum("ya,xb,oiab->yxio", e, e, self.weight.to(e.dtype)).contiguous()
+
+    def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """K[o, i, ky, kx] for |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid per axis)."""
+        return self._kernel(dtype).permute(2, 3, 0, 1)
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
         self._check_input(x_ft)
-        h, w = x_ft.shape[-2:]
+        b, _, h, w = x_ft.shape
         mh = (min(self.global_modes, h) - 1) // 2
         mw = (min(self.global_modes, w) - 1) // 2
-        size = (2 * mh + 1, 2 * mw + 1)
-        kernel = resample_spectrum(self.kernel_spectrum(x_ft.dtype), size)
-        low = resample_spectrum(x_ft, size)
-        out = torch.einsum("bipq,oipq->bopq", low, kernel)
-        return resample_spectrum(out, (h, w))
+        big = 2 * self.max_modes + 1
+        dev = x_ft.device
+        ky, kx = _mode_index(mh, big, dev), _mode_index(mw, big, dev)
+        iy, ix = _mode_index(mh, h, dev), _mode_index(mw, w, dev)
+        kernel = self._kernel(x_ft.dtype)[ky[:, None], kx[None, :]]  # (P, Q, Cin, Cout)
+        p, q = kernel.shape[:2]
+        low = x_ft.permute(2, 3, 0, 1)[iy[:, None], ix[None, :]]  # (P, Q, B, Cin)
+        mixed = torch.bmm(
+            low.reshape(p * q, b, self.in_channels), kernel.reshape(p * q, *kernel.shape[2:])
+        )
+        out = x_ft.new_zeros(b, self.out_channels, h, w)
+        out.permute(2, 3, 0, 1)[iy[:, None], ix[None, :]] = mixed.reshape(p, q, b, -1)
+        return out
 
 
 class SpectralConv1d(_SpectralConvNd):
@@ -235,16 +255,23 @@ class SpectralConv1d(_SpectralConvNd):
     def _compute_kernel(self) -> torch.Tensor:
         e = _dft_matrix(self.global_modes, self.local_modes, self.weight.device)
         e = e.to(complex_dtype_for(self.weight.dtype))
-        return self.weight.to(e.dtype) @ e.transpose(0, 1)  # (Cout, Cin, 2M+1)
+        return torch.einsum("ya,oia->yio", e, self.weight.to(e.dtype)).contiguous()
+
+    def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """K[o, i, k] for |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid)."""
+        return self._kernel(dtype).permute(1, 2, 0)
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
         self._check_input(x_ft)
-        n = x_ft.shape[-1]
-        size = 2 * ((min(self.global_modes, n) - 1) // 2) + 1
-        kernel = resample_spectrum_1d(self.kernel_spectrum(x_ft.dtype), size)
-        low = resample_spectrum_1d(x_ft, size)
-        out = torch.einsum("bip,oip->bop", low, kernel)
-        return resample_spectrum_1d(out, n)
+        b, _, n = x_ft.shape
+        m = (min(self.global_modes, n) - 1) // 2
+        k = _mode_index(m, 2 * self.max_modes + 1, x_ft.device)
+        i = _mode_index(m, n, x_ft.device)
+        kernel = self._kernel(x_ft.dtype)[k]  # (P, Cin, Cout)
+        mixed = torch.bmm(x_ft.permute(2, 0, 1)[i], kernel)  # (P, B, Cout)
+        out = x_ft.new_zeros(b, self.out_channels, n)
+        out.permute(2, 0, 1)[i] = mixed
+        return out
 
 
 class SpectralSkip(nn.Module):
@@ -269,7 +296,9 @@ class SpectralSkip(nn.Module):
             dtype = dtype.to_real()
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, device=device, dtype=dtype))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, device=device, dtype=dtype)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

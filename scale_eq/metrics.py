@@ -1,0 +1,287 @@
+"""Scale-equivariance error, scale consistency and per-resolution accuracy (PROTOCOLS 6.3, 7).
+
+Scaling is the ideal down-scaling D_r of :mod:`scale_datasets.ops.fourier` throughout. For a map
+f from real inputs (B, C, N[, N]) to features (B, C', N'[, N']) the equivariance error at r is
+
+    err(r) = || D_r'(f(x)) - f(D_r(x)) ||^2 / || D_r'(f(x)) ||^2
+
+with ``r' = ceil(r / pool)`` the feature size of an r-sized input (``r' = r`` without pooling),
+compared on the modes ``|k| <= (r' - 1) // 2`` of both sides (the Nyquist mode of an even grid is
+not a well-defined frequency and D_r' drops it). The ratio is taken per sample and channel and
+averaged (``per_sample=True``), or over the whole batch at once. The reported mean is over the
+*pairs* (x, D_r x): the input's own size N, if listed, is the reference and its trivial zero is
+not averaged in, so the mean divides by ``|S| - 1`` when N is in S (the published tester divides
+by ``|S|``, which shrinks the error).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from scale_datasets.ops.fourier import (
+    resample,
+    resample_1d,
+    resample_spectrum,
+    resample_spectrum_1d,
+)
+
+__all__ = [
+    "EquivarianceReport",
+    "accuracy_per_resolution",
+    "equivariance_error",
+    "final_features",
+    "scale_consistency",
+]
+
+
+@dataclass
+class EquivarianceReport:
+    """Result of :func:`equivariance_error`.
+
+    ``per_resolution[r]`` is err(r); ``mean`` the mean over the pairs (every listed r except the
+    reference size); ``per_sample[r]`` (when asked for) the error of each sample (its channels
+    averaged), in input order.
+    """
+
+    per_resolution: dict[int, float]
+    mean: float
+    reference: int
+    per_sample: dict[int, torch.Tensor] | None = field(default=None, repr=False)
+
+
+def _resample(x: torch.Tensor, r: int, dims: int) -> torch.Tensor:
+    return resample(x, r) if dims == 2 else resample_1d(x, r)
+
+
+def _resample_spectrum(s: torch.Tensor, r: int, dims: int) -> torch.Tensor:
+    return resample_spectrum(s, r) if dims == 2 else resample_spectrum_1d(s, r)
+
+
+def _spectrum(x: torch.Tensor, dims: int) -> torch.Tensor:
+    return torch.fft.fftn(x, dim=tuple(range(-dims, 0)), norm="forward")
+
+
+def _size(x: torch.Tensor, dims: int) -> int:
+    if x.dim() != dims + 2:
+        raise ValueError(f"expected a (B, C{', N' * dims}) tensor, got {tuple(x.shape)}")
+    if dims == 2 and x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"expected square maps, got {tuple(x.shape[-2:])}")
+    return x.shape[-1]
+
+
+def _device(f: object) -> torch.device | None:
+    if isinstance(f, nn.Module):
+        for p in f.parameters():
+            return p.device
+    return None
+
+
+@contextmanager
+def _eval_mode(f: object) -> Iterator[None]:
+    """Evaluate modules in eval mode (no dropout, running stats), restoring the mode after."""
+    if isinstance(f, nn.Module):
+        modes = [(m, m.training) for m in f.modules()]  # each one's own flag, not just the top's
+        f.eval()
+        try:
+            yield
+        finally:
+            for m, training in modes:
+                m.training = training
+    else:
+        yield
+
+
+def _chunks(x: torch.Tensor, batch_size: int | None) -> Iterable[torch.Tensor]:
+    step = batch_size or x.shape[0] or 1
+    for start in range(0, x.shape[0], step):
+        yield x[start : start + step]
+
+
+class _FinalFeatures(nn.Module):
+    """A module (so eval mode and the device follow the model) returning its final spectrum."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, return_all=True).features
+
+
+def final_features(model: nn.Module) -> nn.Module:
+    """f(x) = the final feature spectrum of a Fourier classifier (use ``output_spectrum=True``)."""
+    return _FinalFeatures(model)
+
+
+def equivariance_error(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    resolutions: Sequence[int],
+    *,
+    per_sample: bool = True,
+    input_spectrum: bool = False,
+    output_spectrum: bool = False,
+    pool_window: int = 1,
+    output_resolution: Callable[[int], int] | None = None,
+    dims: int = 2,
+    batch_size: int | None = None,
+) -> EquivarianceReport:
+    """err(r) for each r in ``resolutions`` (all <= N) and their mean over pairs; see module doc.
+
+    Args:
+        f: module or callable; real inputs -> real features, unless the flags below say spectra.
+        x: real inputs (B, C, N, N), or (B, C, N) with ``dims=1``.
+        resolutions: input sizes r to compare with; N itself may be listed (the reference).
+        per_sample: ratio per sample and channel, then averaged (else one ratio per batch).
+        input_spectrum: f takes the full spectrum (fft norm "forward") instead of real inputs.
+        output_spectrum: f returns the full spectrum of its features instead of real maps.
+        pool_window: total pooling of f; the feature size of an r input is ceil(r / pool_window).
+        output_resolution: overrides that rule (r -> feature size).
+        dims: 2 for images, 1 for signals.
+        batch_size: evaluate f on chunks of this many samples (default: all at once).
+
+    Channels whose reference energy is exactly zero (dead channels) are left out of the average;
+    a resolution where every channel is dead counts 0 if f(D_r x) is zero there too, else inf.
+    Runs without gradients and with modules in eval mode.
+    """
+    n = _size(x, dims)
+    sizes = sorted({int(r) for r in resolutions})
+    if not sizes or sizes[0] < 1 or sizes[-1] > n:
+        raise ValueError(f"resolutions must lie in [1, {n}] (the input size), got {resolutions}")
+    out_size = output_resolution or (lambda r: math.ceil(r / pool_window))
+
+    def as_input(t: torch.Tensor) -> torch.Tensor:
+        return _spectrum(t, dims) if input_spectrum else t
+
+    def as_spectrum(t: torch.Tensor) -> torch.Tensor:
+        return t if output_spectrum else _spectrum(t, dims)
+
+    pairs = [r for r in sizes if r != n]
+    num = {r: 0.0 for r in pairs}
+    den = {r: 0.0 for r in pairs}
+    ratio_sum = {r: 0.0 for r in pairs}
+    ratio_count = {r: 0 for r in pairs}
+    samples: dict[int, list[torch.Tensor]] = {r: [] for r in pairs}
+    device = _device(f)
+    reduce_dims = tuple(range(2, 2 + dims))
+    with torch.no_grad(), _eval_mode(f):
+        for chunk in _chunks(x, batch_size):
+            if device is not None:
+                chunk = chunk.to(device)
+            ref = as_spectrum(f(as_input(chunk)))
+            for r in pairs:
+                rr = out_size(r)
+                got = as_spectrum(f(as_input(_resample(chunk, r, dims))))
+                if got.shape[-1] != rr:
+                    raise ValueError(
+                        f"f maps size {r} to {got.shape[-1]}, expected {rr}: "
+                        "set pool_window or output_resolution"
+                    )
+                a = _resample_spectrum(ref, rr, dims)
+                b = _resample_spectrum(got, rr, dims)  # drops its Nyquist, like a
+                e = (a - b).abs().square().sum(reduce_dims)  # (B, C')
+                s = a.abs().square().sum(reduce_dims)
+                if per_sample:
+                    live = s > 0
+                    ratio = torch.where(live, e / torch.where(live, s, 1), 0)
+                    ratio_sum[r] += ratio.sum().item()
+                    ratio_count[r] += int(live.sum())
+                    count = live.sum(1)
+                    per = ratio.sum(1) / count.clamp_min(1)
+                    dead = (count == 0) & (e.sum(1) > 0)
+                    samples[r].append(torch.where(dead, math.inf, per).cpu())
+                num[r] += e.sum().item()
+                den[r] += s.sum().item()
+
+    def fallback(r: int) -> float:
+        return 0.0 if num[r] == 0 else math.inf
+
+    if per_sample:
+        per_res = {
+            r: ratio_sum[r] / ratio_count[r] if ratio_count[r] else fallback(r) for r in pairs
+        }
+    else:
+        per_res = {r: num[r] / den[r] if den[r] else fallback(r) for r in pairs}
+    mean = sum(per_res.values()) / len(pairs) if pairs else 0.0
+    if n in sizes:
+        per_res[n] = 0.0
+    per_res = dict(sorted(per_res.items()))
+    per_sample_out = {r: torch.cat(v) for r, v in samples.items()} if per_sample else None
+    return EquivarianceReport(per_res, mean, n, per_sample_out)
+
+
+def _logits(out: object) -> torch.Tensor:
+    return out.logits if hasattr(out, "logits") else out  # FourierOutput or a tensor
+
+
+def _predict(model: Callable, x: torch.Tensor, r: int, dims: int) -> torch.Tensor:
+    """Predicted classes of x at size r (x itself at its own size, so even sizes keep Nyquist)."""
+    inp = x if r == x.shape[-1] else _resample(x, r, dims)
+    return _logits(model(inp)).argmax(-1)
+
+
+def scale_consistency(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    resolutions: Sequence[int],
+    *,
+    dims: int = 2,
+    batch_size: int | None = None,
+) -> float:
+    """Fraction of samples whose predicted class is the same at every listed size of the image.
+
+    Each sample is scaled to every r (D_r; its own size means the image as given) and classified
+    separately; resolutions above the image size are ideal up-scalings.
+    """
+    _size(x, dims)
+    if not resolutions:
+        raise ValueError("resolutions must not be empty")
+    same = total = 0
+    device = _device(model)
+    with torch.no_grad(), _eval_mode(model):
+        for chunk in _chunks(x, batch_size):
+            if device is not None:
+                chunk = chunk.to(device)
+            preds = torch.stack([_predict(model, chunk, int(r), dims) for r in resolutions])
+            same += int((preds == preds[:1]).all(0).sum())
+            total += chunk.shape[0]
+    return same / total if total else math.nan
+
+
+def accuracy_per_resolution(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    data: tuple[torch.Tensor, torch.Tensor] | Iterable[Sequence[torch.Tensor]],
+    resolutions: Sequence[int],
+    *,
+    dims: int = 2,
+    batch_size: int = 256,
+) -> dict[int, float]:
+    """Accuracy of ``model`` on every sample scaled to each r (D_r; own size = as given).
+
+    ``data`` is a pair of tensors ``(x, y)`` or an iterable of batches whose first two items
+    are inputs and labels (a DataLoader; each batch must hold one input size).
+    """
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+        batches: Iterable = zip(_chunks(x, batch_size), _chunks(y, batch_size), strict=True)
+    else:
+        batches = data
+    correct = {int(r): 0 for r in resolutions}
+    total = 0
+    device = _device(model)
+    with torch.no_grad(), _eval_mode(model):
+        for batch in batches:
+            xb, yb = batch[0], batch[1]
+            _size(xb, dims)
+            if device is not None:
+                xb, yb = xb.to(device), yb.to(device)
+            for r in correct:
+                correct[r] += int((_predict(model, xb, r, dims) == yb).sum())
+            total += xb.shape[0]
+    return {r: c / total if total else math.nan for r, c in correct.items()}
