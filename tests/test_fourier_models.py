@@ -206,11 +206,6 @@ def test_gradient_reaches_every_parameter(name, shape, width):
             assert module.weight.grad.ne(0).all()
 
 
-@pytest.mark.xfail(
-    reason="ScaleEqNonlinearity keeps norms for resolutions that add no ring (2m + 2 after "
-    "2m + 1), so fourier_mnist and fourier_1d hold untrainable norm parameters",
-    strict=False,
-)
 def test_no_nonlinearity_holds_unused_norms():
     for name in ("fourier_mnist", "fourier_1d"):
         assert not _unused_norms(create_model(name, width=0.125), 0)

@@ -1,10 +1,10 @@
 """Small real matrices for ideal resampling and DFTs on several grids at once.
 
 The batched scale-equivariant nonlinearity replaces one FFT per resolution by a few batched
-matrix products. Everything here is built once per (input size, resolution schedule) in float64
-on the CPU, so the matrices are exact to round-off, and is cast by the caller to the working
-dtype and device. Every grid is zero-padded to a common size, so padded rows and columns of
-the matrices are zero and padded samples never leak into a result.
+matrix products. Everything here is built in float64 on the CPU, with phases reduced exactly
+in integers, so the matrices agree with an FFT to round-off; the caller casts them to the
+working dtype and device and zero-pads grids to a common size (padded rows and columns are
+zero, so padded samples never leak into a result).
 
 Conventions (those of :mod:`scale_datasets.ops.fourier`): DFTs use norm "forward" (a
 coefficient is a mean), a resolution r keeps exactly the modes ``|k| <= (r - 1) // 2`` and the
@@ -56,20 +56,6 @@ def resample_matrix(n: int, r: int) -> torch.Tensor:
 def lowpass_matrix(r: int, q: int) -> torch.Tensor:
     """The (r, r) matrix of D_r(D_q(.)) on an r grid: keep |k| <= (min(r, q) - 1) // 2."""
     return resample_matrix(q, r) @ resample_matrix(r, q) if q < r else torch.eye(r, dtype=_F64)
-
-
-def real_basis(g: int, m: int) -> torch.Tensor:
-    """(2m + 1, g) rows cos(2 pi k t / g) / g for k = 0..m, then sin(2 pi k t / g) / g, k = 1..m.
-
-    For a real g x g map y, ``Phi y Phi^T`` holds every DFT coefficient with |kx|, |ky| <= m
-    (norm "forward") in real form: with C/S the cos/sin blocks and s = sign,
-    ``Re Z[kx, ky] = CC - s(kx) s(ky) SS`` and ``Im Z[kx, ky] = -(s(kx) SC + s(ky) CS)`` at
-    (|kx|, |ky|), because cos is even and sin is odd in k.
-    """
-    k = torch.arange(0, m + 1)
-    t = torch.arange(g)
-    ang = _angles(k, t, g)
-    return torch.cat([ang.cos(), ang[1:].sin()]) / g
 
 
 def analysis_matrix(n: int, m: int) -> torch.Tensor:
@@ -175,11 +161,6 @@ def schedule(
             steps.append(Step(r, g, top + 1, m))
             top = m
     return steps
-
-
-def ring(kx: int, ky: int) -> int:
-    """The ring of a (signed) frequency pair: max(|kx|, |ky|)."""
-    return max(abs(kx), abs(ky))
 
 
 def signed(k: int, n: int) -> int:

@@ -36,11 +36,15 @@ backward) with a few batched matrix products on all resolutions at once:
   exactly Hermitian. The base resolution's whole block is one small 2D DFT.
 
 All arithmetic is real (the maps are real). The backward is written by hand (:class:`_Layer2d`):
-in place on one buffer per bucket, keeping only D_r x and sigma's input (for ReLU, its output).
-The batch is processed in chunks of whole samples: on the CPU, tensors above a few MiB are
-fresh, page-faulting mmaps and fall out of the caches, which costs more than the arithmetic.
-The matrices and index maps are built once per (N, dtype, device) in float64 and cached on the
-module (not in its ``state_dict``). The pooled variant uses the same pieces with autograd.
+in place on one buffer per bucket, keeping only sigma's input (for ReLU, its output) and, with
+a norm, the first factor of D_r x. The batch is processed in chunks of whole samples: on the
+CPU, tensors above a few MiB are fresh, page-faulting mmaps and fall out of the caches, which
+costs more than the arithmetic. The pooled variant uses the same pieces with autograd.
+
+The matrices are built in float64, cast, and cached on the module (not in its ``state_dict``)
+per (dtype, device): the buckets split the full schedule (that of max_res) once and are shared
+by every input size, which adds only its analysis matrix and gather map (per N), so a layer
+that sees many sizes (the multi-resolution benchmarks) stays small.
 """
 
 from __future__ import annotations
@@ -65,7 +69,6 @@ from ._grids import (
     lowpass_matrix,
     mean_square_weights,
     partition,
-    real_basis,
     schedule,
     signed,
     synthesis_matrix,
@@ -429,19 +432,6 @@ def _pad_rows(m: Tensor, rows: int) -> Tensor:
     return F.pad(m, (0, 0, 0, rows - m.shape[0]))
 
 
-def _pad_cols(m: Tensor, cols: int) -> Tensor:
-    return F.pad(m, (0, cols - m.shape[-1]))
-
-
-def _basis_rows(g: int, m: int, top: int) -> Tensor:
-    """real_basis(g, m) in a (2 top + 1, g) layout: cos k at row k, sin k at row top + k."""
-    phi = real_basis(g, m)
-    out = phi.new_zeros(2 * top + 1, g)
-    out[: m + 1] = phi[: m + 1]
-    out[top + 1 : top + 1 + m] = phi[m + 1 :]
-    return out
-
-
 def _sign(k: int) -> float:
     return float((k > 0) - (k < 0))
 
@@ -592,8 +582,8 @@ def _table(
 ) -> Tensor:
     """Real coefficients (K, K, maps) and per-resolution norm affine (R, maps) -> the (Re, Im)
     table (L, maps) of every bucket: a = sigma(scale * D_r x + offset), then its new rings.
-    Appends to `saved` what the backward needs: D_r x (with a norm) and sigma's input (for
-    ReLU, its output), per bucket."""
+    Appends to `saved` what the backward needs, per bucket: the first factor h of D_r x (with
+    a norm) and sigma's input (for ReLU, its output)."""
     m = coeffs.shape[-1]
     table = coeffs.new_empty(plan.table_rows, m)
     table[0] = 0.0
@@ -663,7 +653,8 @@ class _Layer2d(torch.autograd.Function):
     separate tensors, spend extra passes in ``addcmul``'s generic backward and concatenate
     the chunks' outputs and gradients; here each chunk writes straight into the output (and
     into the input's gradient), the backward works in place on one buffer per bucket, and
-    only D_r x and sigma's input (for ReLU, its output) are kept.
+    only sigma's input (for ReLU, its output) and the first factor of D_r x are kept.
+    Differentiable once (no double backward).
     """
 
     @staticmethod
@@ -810,12 +801,15 @@ class _ScaleEqBase(nn.Module):
         self.pool_window = pool_window
         self.norms: nn.ModuleDict | None = None
         if normalization == "instance":
-            # One norm per resolution of the grid, as published: the statistics of a map differ
-            # between resolutions, and equivariance needs a resolution's own norm wherever its
-            # rings are computed (with increment 1 the even ones > base_res bring no ring and
-            # stay unused).
+            # One norm per resolution that brings rings: the statistics of a map differ between
+            # resolutions, and equivariance needs a resolution's own norm wherever its rings are
+            # computed. The published code also makes norms for resolutions that bring no ring
+            # (2m + 2 after 2m + 1), parameters that can never be trained; we do not.
             self.norms = nn.ModuleDict(
-                {str(r): self._norm_cls(channels, affine=True) for r in self.resolutions()}
+                {
+                    str(step.res): self._norm_cls(channels, affine=True)
+                    for step in self.schedule(self.max_res)
+                }
             )
         # plans by (input size, dtype, device), and the 2D buckets they share, by (first
         # step, steps, dtype, device): built on first use in float64, cast, and cached
