@@ -14,7 +14,12 @@ from scale_datasets.ops.fourier import (
     resample_spectrum,
     resample_spectrum_1d,
 )
-from scale_eq.fourier.head import ScaleConsistentHead, consistency_loss, head_resolutions
+from scale_eq.fourier.head import (
+    ScaleConsistentHead,
+    _reference_features,
+    consistency_loss,
+    head_resolutions,
+)
 from scale_eq.fourier.spectral_conv import (
     SpectralConv1d,
     SpectralConv2d,
@@ -265,6 +270,40 @@ def test_head_features_are_the_pooled_band_limited_map():
     assert feats.shape == (1, 13, 2 * 2 * 2)
     expected = F.max_pool2d(resample(resample(x, 11), 28), 14).flatten(1)
     assert torch.allclose(feats[:, 11 - 8], expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("dims", "n", "grid", "pool", "base"),
+    [
+        (2, 28, 28, 14, 8),
+        (2, 20, 28, 14, 8),
+        (2, 33, 28, 10, 8),
+        (2, 25, 25, 13, 10),
+        (1, 64, 64, 16, 16),
+        (1, 50, 64, 12, 16),
+    ],
+)
+def test_batched_head_features_equal_the_per_resolution_loop(dims, n, grid, pool, base):
+    """One GEMM pair for all crops == mask + inverse FFT + max-pool per resolution, forward and
+    backward (inputs smaller and larger than the grid, pools that do not divide it)."""
+    head = ScaleConsistentHead(5, 8, 3, base, grid_size=grid, pool_window=pool, dims=dims)
+    head = head.double()
+    x = torch.randn(4, 5, *[n] * dims, generator=_gen(17), dtype=torch.float64)
+    x.requires_grad_(True)
+    spectrum = torch.fft.fftn(x, dim=tuple(range(-dims, 0)), norm="forward")
+    ours, loop = head.features(spectrum), _reference_features(head, spectrum)
+    assert ours.shape == loop.shape == (4, len(head.resolutions(n)), head.num_features)
+    assert (ours - loop).abs().max() <= 1e-12
+    probe = torch.randn(ours.shape, generator=_gen(18), dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad((ours * probe).sum(), x)
+    (g_loop,) = torch.autograd.grad((loop * probe).sum(), x)
+    assert (g_ours - g_loop).abs().max() <= 1e-12
+
+
+def test_head_rejects_a_wrong_channel_count():
+    head = ScaleConsistentHead(5, 8, 3, 8)
+    with pytest.raises(ValueError, match="expects 5 channels, got 4"):
+        head(torch.zeros(1, 4, 28, 28, dtype=torch.complex64))
 
 
 def test_consistency_loss():
