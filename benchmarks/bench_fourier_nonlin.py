@@ -4,7 +4,7 @@ One forward + backward step of ``ScaleEqNonlinearity`` (default: the MNIST layer
 32 channels, 28 x 28, base 6, increment 1, instance norm, ReLU, float32) side by side in one
 process with
 
-* ``_reference_forward``: the loop over the resolutions that bring new rings, written from the
+* ``reference_forward``: the loop over the resolutions that bring new rings, written from the
   definition (rfft2 of the maps once, as the published loop does; per resolution: crop +
   irfft2, InstanceNorm2d, sigma, fft2, copy the new ring),
 * the same loop with ``resample(x, r)`` per resolution (``--literal``: an rfft2 of the full maps
@@ -38,7 +38,8 @@ from collections.abc import Callable
 
 import torch
 
-from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity, _reference_forward
+from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity
+from scale_eq.fourier.reference import reference_forward
 
 
 def _setup(args: argparse.Namespace) -> tuple[ScaleEqNonlinearity, torch.Tensor, torch.Tensor]:
@@ -71,8 +72,8 @@ def _methods(layer: ScaleEqNonlinearity) -> dict[str, Callable[[torch.Tensor], t
 
     return {
         "batched layer (ours)": layer,
-        "loop (reference)": lambda s: _reference_forward(layer, s),
-        "loop, resample(x, r) per r": lambda s: _reference_forward(layer, s, literal=True),
+        "loop (reference)": lambda s: reference_forward(layer, s),
+        "loop, resample(x, r) per r": lambda s: reference_forward(layer, s, literal=True),
         "ifft2-relu-fft2 round trip": round_trip,
     }
 

@@ -1,6 +1,6 @@
 """Scale-equivariant nonlinearity (Rahman & Yeh): batched layer == definition, equivariance.
 
-The batched layer must give the loop over resolutions (``_reference_forward``, written from the
+The batched layer must give the loop over resolutions (``reference_forward``, written from the
 definition) to round-off, values and gradients; be exactly equivariant to ideal down-scaling on
 its grid of resolutions; return Hermitian spectra; and take ring m from r = 2m + 1, not from
 the published code's 2m + 2.
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scale_eq.fourier.nonlinearity as nl
+import scale_eq.fourier._batched as batched
 from scale_datasets.ops.fourier import (
     resample,
     resample_1d,
@@ -24,12 +24,8 @@ from scale_datasets.ops.fourier import (
     resample_spectrum_1d,
 )
 from scale_eq.fourier._grids import analysis_matrix, partition, resample_matrix, synthesis_matrix
-from scale_eq.fourier.nonlinearity import (
-    ScaleEqNonlinearity,
-    ScaleEqNonlinearity1d,
-    _reference_forward,
-    _reference_forward_1d,
-)
+from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity, ScaleEqNonlinearity1d
+from scale_eq.fourier.reference import reference_forward, reference_forward_1d
 
 F64 = torch.float64
 
@@ -92,7 +88,7 @@ def test_batched_equals_the_loop_values_and_gradients(n, base, inc, norm, pool):
     m = layer.output_size(n)
     probe = torch.complex(_maps((2, 3, m, m), 1), _maps((2, 3, m, m), 2))
     out, gx, gp = _run(layer, layer, x, probe)
-    ref, rx, rp = _run(lambda s: _reference_forward(layer, s), layer, x, probe)
+    ref, rx, rp = _run(lambda s: reference_forward(layer, s), layer, x, probe)
     assert out.shape == (2, 3, m, m) and out.dtype == torch.complex128
     assert (out - ref).abs().max() <= 1e-12
     assert (gx - rx).abs().max() <= 1e-12 * max(1.0, rx.abs().max().item())
@@ -106,7 +102,7 @@ def test_a_non_hermitian_input_is_read_as_its_real_maps():
     spec = torch.complex(_maps((2, 3, 20, 20), 3), _maps((2, 3, 20, 20), 4)).requires_grad_()
     probe = torch.complex(_maps((2, 3, 20, 20), 5), _maps((2, 3, 20, 20), 6))
     grads = []
-    for fn in (layer, lambda s: _reference_forward(layer, s)):
+    for fn in (layer, lambda s: reference_forward(layer, s)):
         spec.grad = None
         out = fn(spec)
         (out * probe.conj()).real.sum().backward()
@@ -119,7 +115,7 @@ def test_any_gradient_layout_and_a_retained_graph():
     """Expanded output gradients (from a plain sum) and two backward passes through one graph."""
     layer = _layer(normalization="instance")
     grads = []
-    for fn in (layer, lambda s: _reference_forward(layer, s)):
+    for fn in (layer, lambda s: reference_forward(layer, s)):
         x = _maps((2, 3, 14, 14), 4).requires_grad_()
         loss = fn(_spectrum(x)).real.sum()
         loss.backward(retain_graph=True)
@@ -146,7 +142,7 @@ def test_batched_equals_the_loop_hypothesis(n, base, inc, norm, pool, data):
     )
     spec = _spectrum(_maps((1, 3, n, n), n + inc))
     with torch.no_grad():
-        assert (layer(spec) - _reference_forward(layer, spec)).abs().max() <= 1e-12
+        assert (layer(spec) - reference_forward(layer, spec)).abs().max() <= 1e-12
 
 
 @pytest.mark.parametrize("pool", [1, 2])
@@ -158,8 +154,8 @@ def test_chunks_and_unrepeated_matrices_do_not_change_the_result(monkeypatch, po
     m = layer.output_size(28)
     probe = torch.complex(_maps((4, 3, m, m), 8), _maps((4, 3, m, m), 9))
     whole = _run(layer, layer, x, probe)
-    monkeypatch.setattr(nl, "_CPU_CHUNK_BYTES", 1)  # one sample per chunk
-    monkeypatch.setattr(nl, "_REP_BYTES", 0)
+    monkeypatch.setattr(batched, "_CPU_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(batched, "_REP_BYTES", 0)
     layer._plans.clear()
     layer._buckets.clear()
     chunked = _run(layer, layer, x, probe)
@@ -281,7 +277,7 @@ def test_other_activations_and_no_grad():
         x = _maps((1, 3, 15, 15), 4)
         probe = torch.complex(_maps((1, 3, 15, 15), 5), _maps((1, 3, 15, 15), 6))
         out, gx, _ = _run(layer, layer, x, probe)
-        ref, rx, _ = _run(lambda s, la=layer: _reference_forward(la, s), layer, x, probe)
+        ref, rx, _ = _run(lambda s, la=layer: reference_forward(la, s), layer, x, probe)
         assert (out - ref).abs().max() <= 1e-12 and (gx - rx).abs().max() <= 1e-12
 
 
@@ -311,7 +307,7 @@ def test_1d_batched_equals_the_loop(n, base, inc, norm):
     x = _maps((2, 3, n), n)
     probe = torch.complex(_maps((2, 3, n), 1), _maps((2, 3, n), 2))
     out, gx, gp = _run(layer, layer, x, probe)
-    ref, rx, rp = _run(lambda s: _reference_forward_1d(layer, s), layer, x, probe)
+    ref, rx, rp = _run(lambda s: reference_forward_1d(layer, s), layer, x, probe)
     assert out.shape == (2, 3, n) and (out - ref).abs().max() <= 1e-12
     assert (gx - rx).abs().max() <= 1e-12
     for a, b in zip(gp, rp, strict=True):
