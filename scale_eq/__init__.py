@@ -32,15 +32,30 @@ _LAZY = {
     "equivariance_error": "scale_eq.metrics",
     "final_features": "scale_eq.metrics",
     "scale_consistency": "scale_eq.metrics",
+    "scale_group_equivariance_error": "scale_eq.metrics",
+    "SESConvZ2H": "scale_eq.sesn.layers",
+    "SESConvHH": "scale_eq.sesn.layers",
+    "SESConvHH1x1": "scale_eq.sesn.layers",
+    "ScaleMaxProjection": "scale_eq.sesn.layers",
+    "InternalScales": "scale_eq.sesn.scales",
+    "ScaleSpec": "scale_eq.sesn.scales",
+    "parameter_groups": "scale_eq.sesn.scales",
+    "scale_parameters": "scale_eq.sesn.scales",
 }
 
 __all__ = [
     "EquivarianceReport",
     "FourierClassifier",
     "FourierOutput",
+    "InternalScales",
+    "SESConvHH",
+    "SESConvHH1x1",
+    "SESConvZ2H",
     "ScaleConsistentHead",
     "ScaleEqNonlinearity",
     "ScaleEqNonlinearity1d",
+    "ScaleMaxProjection",
+    "ScaleSpec",
     "SpectralConv1d",
     "SpectralConv2d",
     "SpectralConvBlock1d",
@@ -52,8 +67,11 @@ __all__ = [
     "equivariance_error",
     "final_features",
     "list_models",
+    "parameter_groups",
     "register_model",
     "scale_consistency",
+    "scale_group_equivariance_error",
+    "scale_parameters",
 ]
 
 if TYPE_CHECKING:
@@ -73,7 +91,10 @@ if TYPE_CHECKING:
         equivariance_error,
         final_features,
         scale_consistency,
+        scale_group_equivariance_error,
     )
+    from .sesn.layers import ScaleMaxProjection, SESConvHH, SESConvHH1x1, SESConvZ2H
+    from .sesn.scales import InternalScales, ScaleSpec, parameter_groups, scale_parameters
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,10 @@ averaged (``per_sample=True``), or over the whole batch at once. The reported me
 *pairs* (x, D_r x): the input's own size N, if listed, is the reference and its trivial zero is
 not averaged in, so the mean divides by ``|S| - 1`` when N is in S (the published tester divides
 by ``|S|``, which shrinks the error).
+
+Scale-group models (SESN) carry a scale axis instead: :func:`scale_group_equivariance_error`
+shrinks the image on its canvas, shifts the features' scale axis by the matching number of
+internal steps and compares the two on the shrunk region (PROTOCOLS 6.3, last line).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from scale_datasets.ops.fourier import (
 
 __all__ = [
     "EquivarianceReport",
+    "GroupEquivarianceReport",
     "accuracy_per_resolution",
     "equivariance_error",
     "final_features",
     "scale_consistency",
+    "scale_group_equivariance_error",
 ]
 
 
@@ -285,3 +291,92 @@ def accuracy_per_resolution(
                 correct[r] += int((_predict(model, xb, r, dims) == yb).sum())
             total += xb.shape[0]
     return {r: c / total if total else math.nan for r, c in correct.items()}
+
+
+@dataclass
+class GroupEquivarianceReport:
+    """Result of :func:`scale_group_equivariance_error`.
+
+    ``error`` is the mean over samples, channels and compared scales; ``per_scale[j]`` the mean
+    for the output scale j of the shrunk image (compared with scale j + shift of the original).
+    """
+
+    error: float
+    per_scale: list[float]
+    size: int
+    shift: int
+
+
+def _centre(n: int, size: int) -> tuple[int, int]:
+    left = (n - size) // 2
+    return left, left + size
+
+
+def scale_group_equivariance_error(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    size: int,
+    *,
+    shift: int = 1,
+    margin: int = 0,
+    batch_size: int | None = None,
+) -> GroupEquivarianceReport:
+    """Scale-equivariance error of a map onto the scale group, for one rescaling.
+
+    The image x (B, C, N, N) is shrunk to ``size`` (the ideal D_size) and zero-padded back to
+    N x N in the centre: its content is smaller by ``q = N / size``. For a scale convolution whose
+    internal scales step by q, ``f(shrunk)[:, :, j]`` should equal ``D_size(f(x)[:, :, j + shift])``
+    on the shrunk region, with ``shift`` the number of internal steps that make q (1 when the
+    scales step by exactly q; 0 for features without a scale axis, (B, C, N, N)). Then
+
+        err = || D_size(f(x))[:, :, shift:] - crop(f(shrunk))[:, :, :S - shift] ||^2
+              / || D_size(f(x))[:, :, shift:] ||^2
+
+    per sample, channel and scale, averaged (those with zero reference energy left out), after
+    cropping ``margin`` samples off every side of the ``size`` x ``size`` region (zero padding
+    and the periodic extension of D act near the border). f must keep the spatial size (stride 1,
+    "same" padding). Runs without gradients and with modules in eval mode.
+    """
+    n = _size(x, 2)
+    if not 1 <= size <= n or not 0 <= 2 * margin < size or shift < 0:
+        raise ValueError(
+            f"need 1 <= size <= N = {n}, 0 <= 2 * margin < size and shift >= 0; "
+            f"got size {size}, margin {margin}, shift {shift}"
+        )
+    lo, hi = _centre(n, size)
+    sums: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    device = _device(f)
+    with torch.no_grad(), _eval_mode(f):
+        for chunk in _chunks(x, batch_size):
+            if device is not None:
+                chunk = chunk.to(device)
+            shrunk = torch.zeros_like(chunk)
+            shrunk[..., lo:hi, lo:hi] = resample(chunk, size)
+            ref, got = f(chunk), f(shrunk)
+            if ref.shape[-2:] != (n, n) or got.shape != ref.shape:
+                raise ValueError(f"f must keep the spatial size {n} x {n}; got {tuple(ref.shape)}")
+            if ref.dim() == 4:
+                if shift:
+                    raise ValueError("features without a scale axis need shift=0")
+                ref, got = ref[:, :, None], got[:, :, None]
+            scales = ref.shape[2]
+            if shift >= scales:
+                raise ValueError(f"shift {shift} leaves no scale of {scales} to compare")
+            b, c = ref.shape[:2]
+            a = resample(ref.reshape(b, -1, n, n), size).reshape(b, c, scales, size, size)
+            a = a[:, :, shift:]
+            g = got[:, :, : scales - shift, ..., lo:hi, lo:hi]
+            inner = slice(margin, size - margin)
+            a, g = a[..., inner, inner], g[..., inner, inner]
+            e = (a - g).square().sum((-2, -1))  # (B, C, S - shift)
+            ref_energy = a.square().sum((-2, -1))
+            live = ref_energy > 0
+            ratio = torch.where(live, e / torch.where(live, ref_energy, 1), 0)
+            part_sum, part_count = ratio.sum((0, 1)).cpu(), live.sum((0, 1)).cpu()
+            sums = part_sum if sums is None else sums + part_sum
+            counts = part_count if counts is None else counts + part_count
+    assert sums is not None and counts is not None
+    per_scale = (sums / counts.clamp_min(1)).tolist()
+    error = float(sums.sum() / counts.sum().clamp_min(1))
+    return GroupEquivarianceReport(error, per_scale, size, shift)

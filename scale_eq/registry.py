@@ -19,7 +19,11 @@ Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
 
 # Modules that define built-in models; imported lazily so ``import scale_eq`` stays light and a
 # missing optional model family never breaks the others.
-_BUILTIN_MODULES: tuple[str, ...] = ("scale_eq.fourier.models",)
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "scale_eq.fourier.models",
+    "scale_eq.baselines",
+    "scale_eq.sesn.models",
+)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _loaded = False

@@ -1,0 +1,246 @@
+"""SESN models for MNIST-Scale and the scale-learning toy model, and their registry entries.
+
+* ``sesn_mnist_scalar``: SESN's "scalar" 28 x 28 model: every block is Z2 -> H, max projection,
+  then the CNN template's ReLU / pool / BN; scales 1.7 * 3^(i/3) = 1.7, 2.45, 3.54, 5.1, K = 15,
+  basis B (eff 7, mult 1.5, max order 4).
+* ``sesn_mnist_vector``: SESN's "vector" model: Z2 -> H, then H -> H blocks that keep the scale
+  axis (3D pooling and batch norm), projected only after the last one; scales 1.7 * 2^(i/3)
+  = 1.7, 2.14, 2.7, 3.4, K = 13, basis B with mult 1.4.
+* ``sesn_mnist_isr`` / ``_spacing`` / ``_direct``: the scalar model with three learnable scales
+  per layer (Basting et al. 2024), initialised at sigma_basis 2 and ISR 3 (scales 2, 3.46, 6),
+  the kernel size following the largest scale (``l = 2 k sigma_max + 1``, k = 1.25, at most 21).
+* ``sesn_toy``: Basting's Table 1 model for Dynamic Scale MNIST (168 x 168 canvases): Z2 -> H
+  with 16 filters and N_S = 3 learnable (ISR) scales, projection, BN, ReLU, a 42 x 42 max-pool
+  and one fully-connected layer (softmax is the loss's).
+
+All MNIST models share the CNN template (:mod:`scale_eq.baselines`) and have 494,549 weights
+(the learnable ones add 2 or 3 scale parameters per layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from torch import nn
+
+from ..baselines import MNIST_CHANNELS, MnistTemplate, pool
+from ..registry import register_model
+from .hermite import BasisSpec
+from .layers import ScaleMaxProjection, SESConvHH, SESConvZ2H
+from .scales import Parameterisation, ScaleSpec
+
+__all__ = [
+    "sesn_mnist",
+    "sesn_mnist_direct",
+    "sesn_mnist_isr",
+    "sesn_mnist_scalar",
+    "sesn_mnist_spacing",
+    "sesn_mnist_vector",
+    "sesn_toy",
+]
+
+BASIS_SCALAR = BasisSpec("B", effective_size=7, mult=1.5, max_order=4)
+BASIS_VECTOR = BasisSpec("B", effective_size=7, mult=1.4, max_order=4)
+
+
+def sesn_mnist(
+    scales: ScaleSpec,
+    basis: BasisSpec = BASIS_SCALAR,
+    *,
+    vector: bool = False,
+    channels: Sequence[int] = MNIST_CHANNELS,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    dropout: float = 0.7,
+) -> MnistTemplate:
+    """The MNIST template with scale convolutions; each layer gets its own scales (one spec).
+
+    Scalar: ``Z2->H -> project -> ReLU -> pool -> BN`` per block. Vector: the first two blocks
+    keep the scale axis (``-> ReLU -> 3D pool -> BN3d``, the next block H -> H), the last one
+    projects before its ReLU.
+    """
+    layers: list[nn.Module] = []
+    cin = in_channels
+    last = len(channels) - 1
+    for i, c in enumerate(channels):
+        on_group = vector and i > 0
+        conv = SESConvHH(cin, c, scales, basis) if on_group else SESConvZ2H(cin, c, scales, basis)
+        if vector and i < last:
+            layers += [conv, nn.ReLU(inplace=True), _pool3d(i), nn.BatchNorm3d(c)]
+        else:
+            layers += [
+                conv,
+                ScaleMaxProjection(),
+                nn.ReLU(inplace=True),
+                pool(i),
+                nn.BatchNorm2d(c),
+            ]
+        cin = c
+    return MnistTemplate(nn.Sequential(*layers), cin, num_classes, dropout)
+
+
+class _Pool3d(nn.Module):
+    """The template's 2D pooling applied at every scale of (B, C, S, H, W)."""
+
+    def __init__(self, pool2d: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.pool2d = pool2d
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        b, c, s, h, w = x.shape
+        y = self.pool2d(x.reshape(b, c * s, h, w))
+        return y.view(b, c, s, *y.shape[-2:])
+
+
+def _pool3d(block: int) -> _Pool3d:
+    return _Pool3d(pool(block))
+
+
+def _rounded(spec: ScaleSpec) -> ScaleSpec:
+    """SESN rounds its scales to two decimals."""
+    return replace(spec, init=tuple(round(s, 2) for s in spec.init))
+
+
+@register_model("sesn_mnist_scalar")
+def sesn_mnist_scalar(**kwargs: object) -> MnistTemplate:
+    """SESN scalar, 28 x 28: scales 1.7, 2.45, 3.54, 5.1; K = 15; basis B (mult 1.5)."""
+    spec = _rounded(ScaleSpec.geometric(1.7, 3.0, 4, kernel_size=15))
+    return sesn_mnist(spec, BASIS_SCALAR, **kwargs)  # type: ignore[arg-type]
+
+
+@register_model("sesn_mnist_vector")
+def sesn_mnist_vector(**kwargs: object) -> MnistTemplate:
+    """SESN vector, 28 x 28: scales 1.7, 2.14, 2.7, 3.4; K = 13; basis B (mult 1.4)."""
+    spec = _rounded(ScaleSpec.geometric(1.7, 2.0, 4, kernel_size=13))
+    return sesn_mnist(spec, BASIS_VECTOR, vector=True, **kwargs)  # type: ignore[arg-type]
+
+
+def _learnable(
+    learn: Parameterisation,
+    sigma_basis: float,
+    isr: float,
+    num_scales: int,
+    kernel_factor: float,
+    max_kernel_size: int,
+    kwargs: dict,
+) -> MnistTemplate:
+    spec = ScaleSpec.geometric(
+        sigma_basis,
+        isr,
+        num_scales,
+        learn=learn,
+        kernel_factor=kernel_factor,
+        max_kernel_size=max_kernel_size,
+    )
+    return sesn_mnist(spec, BASIS_SCALAR, **kwargs)
+
+
+@register_model("sesn_mnist_isr")
+def sesn_mnist_isr(
+    *,
+    sigma_basis: float = 2.0,
+    isr: float = 3.0,
+    num_scales: int = 3,
+    kernel_factor: float = 1.25,
+    max_kernel_size: int = 21,
+    **kwargs: object,
+) -> MnistTemplate:
+    """Scalar SESN with learned sigma_basis and ISR = 1 + gamma^2 per layer (init 2 and 3)."""
+    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
+    return _learnable("isr", *args)
+
+
+@register_model("sesn_mnist_spacing")
+def sesn_mnist_spacing(
+    *,
+    sigma_basis: float = 2.0,
+    isr: float = 3.0,
+    num_scales: int = 3,
+    kernel_factor: float = 1.25,
+    max_kernel_size: int = 21,
+    **kwargs: object,
+) -> MnistTemplate:
+    """Scalar SESN with a learned first scale and learned positive spacings (init 2, 3.46, 6)."""
+    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
+    return _learnable("spacing", *args)
+
+
+@register_model("sesn_mnist_direct")
+def sesn_mnist_direct(
+    *,
+    sigma_basis: float = 2.0,
+    isr: float = 3.0,
+    num_scales: int = 3,
+    kernel_factor: float = 1.25,
+    max_kernel_size: int = 21,
+    **kwargs: object,
+) -> MnistTemplate:
+    """Scalar SESN with every scale learned directly (init 2, 3.46, 6)."""
+    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
+    return _learnable("direct", *args)
+
+
+class SESNToy(nn.Module):
+    """Z2 -> H (Hermite, N_S scales) -> projection -> BN -> ReLU -> max-pool -> FC."""
+
+    def __init__(
+        self,
+        scales: ScaleSpec,
+        basis: BasisSpec,
+        *,
+        filters: int,
+        pool_size: int,
+        canvas: int,
+        in_channels: int,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        cells = -(-canvas // pool_size)  # ceil_mode pooling
+        self.features = nn.Sequential(
+            SESConvZ2H(in_channels, filters, scales, basis),
+            ScaleMaxProjection(),
+            nn.BatchNorm2d(filters),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(pool_size, ceil_mode=True),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(filters * cells * cells, num_classes))
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.head(self.features(x))
+
+
+@register_model("sesn_toy")
+def sesn_toy(
+    *,
+    learn: Parameterisation = "isr",
+    sigma_basis: float = 2.0,
+    isr: float = 3.0,
+    num_scales: int = 3,
+    filters: int = 16,
+    pool_size: int = 42,
+    canvas: int = 168,
+    kernel_factor: float = 1.25,
+    max_kernel_size: int = 21,
+    basis: BasisSpec = BASIS_SCALAR,
+    in_channels: int = 1,
+    num_classes: int = 10,
+) -> SESNToy:
+    """Basting et al.'s Table 1 model for Dynamic Scale MNIST (168 x 168 inputs)."""
+    spec = ScaleSpec.geometric(
+        sigma_basis,
+        isr,
+        num_scales,
+        learn=learn,
+        kernel_factor=kernel_factor,
+        max_kernel_size=max_kernel_size,
+    )
+    return SESNToy(
+        spec,
+        basis,
+        filters=filters,
+        pool_size=pool_size,
+        canvas=canvas,
+        in_channels=in_channels,
+        num_classes=num_classes,
+    )
