@@ -14,12 +14,8 @@ from scale_datasets.ops.fourier import (
     resample_spectrum,
     resample_spectrum_1d,
 )
-from scale_eq.fourier.head import (
-    ScaleConsistentHead,
-    _reference_features,
-    consistency_loss,
-    head_resolutions,
-)
+from scale_eq.fourier.head import ScaleConsistentHead, consistency_loss, head_resolutions
+from scale_eq.fourier.reference import reference_head_features
 from scale_eq.fourier.spectral_conv import (
     SpectralConv1d,
     SpectralConv2d,
@@ -291,7 +287,7 @@ def test_batched_head_features_equal_the_per_resolution_loop(dims, n, grid, pool
     x = torch.randn(4, 5, *[n] * dims, generator=_gen(17), dtype=torch.float64)
     x.requires_grad_(True)
     spectrum = torch.fft.fftn(x, dim=tuple(range(-dims, 0)), norm="forward")
-    ours, loop = head.features(spectrum), _reference_features(head, spectrum)
+    ours, loop = head.features(spectrum), reference_head_features(head, spectrum)
     assert ours.shape == loop.shape == (4, len(head.resolutions(n)), head.num_features)
     assert (ours - loop).abs().max() <= 1e-12
     probe = torch.randn(ours.shape, generator=_gen(18), dtype=torch.float64)

@@ -154,7 +154,7 @@ def test_isr_parameterisation_reproduces_the_paper_init():
         scales().double(), torch.tensor([2.0, 2.0 * math.sqrt(3.0), 6.0], dtype=F64)
     )
     assert scales.describe()["isr"] == pytest.approx(3.0, rel=1e-6)
-    assert scales.kernel_size() == 17  # 2 * round(1.25 * 6) + 1
+    assert scales.kernel_size() == 17  # 2 * ceil(1.25 * 6) + 1
 
 
 @settings(max_examples=50, deadline=None)
@@ -181,7 +181,7 @@ def test_kernel_size_grows_with_the_largest_scale(a, b, factor, cap):
     k_lo, k_hi = spec.kernel_size_for(lo), spec.kernel_size_for(hi)
     assert k_lo <= k_hi <= cap
     assert k_lo % 2 == 1 and k_hi % 2 == 1
-    uncapped = 2 * math.floor(factor * hi + 0.5) + 1
+    uncapped = 2 * math.ceil(factor * hi) + 1
     assert k_hi == max(3, min(uncapped, cap))
 
 

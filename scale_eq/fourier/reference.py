@@ -1,9 +1,10 @@
-"""The scale-equivariant nonlinearity computed directly from its definition.
+"""The scale-equivariant nonlinearity and the head's features computed from their definitions.
 
-A Python loop over the resolutions that bring new output rings, with an FFT pair, the
-resolution's instance norm and sigma per resolution: slow, but written straight from the
-definition, so it is what the batched layers (:mod:`.nonlinearity`) are checked against in the
-tests and timed against in ``benchmarks/bench_fourier_nonlin.py``.
+Python loops over resolutions (for the nonlinearity, those that bring new output rings: an FFT
+pair, the resolution's instance norm and sigma each; for the head, a masked inverse FFT and a
+max-pool each): slow, but written straight from the definitions, so they are what the batched
+layers (:mod:`.nonlinearity`, :mod:`.head`) are checked against in the tests.
+(``benchmarks/bench_fourier.py`` times the batched layers against its own loops.)
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from scale_datasets.ops.fourier import resample, resample_1d
+from scale_datasets.ops.fourier import (
+    resample,
+    resample_1d,
+    resample_spectrum,
+    resample_spectrum_1d,
+)
 
 from ._grids import kept
+from .head import freqs_of
 
 if TYPE_CHECKING:
+    from .head import ScaleConsistentHead
     from .nonlinearity import ScaleEqNonlinearity, ScaleEqNonlinearity1d
 
-__all__ = ["reference_forward", "reference_forward_1d"]
+__all__ = ["reference_forward", "reference_forward_1d", "reference_head_features"]
 
 
 def _ring_index(lo: int, hi: int, grid: int, out: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -93,3 +101,26 @@ def reference_forward_1d(layer: ScaleEqNonlinearity1d, spectrum: Tensor) -> Tens
         k = torch.cat([pos, -pos[pos > 0]])
         out[..., k % n] = z[..., k % step.grid]
     return out
+
+
+def reference_head_features(head: ScaleConsistentHead, spectrum: Tensor) -> Tensor:
+    """The head's features from the definition: per resolution, mask the spectrum on the grid,
+    invert it with an FFT and max-pool (what :meth:`ScaleConsistentHead.features` computes)."""
+    n = head._check_spectrum(spectrum)
+    g = head.grid_size
+    freqs = freqs_of(g, spectrum.device)
+    pooled = []
+    if head.dims == 2:
+        on_grid = resample_spectrum(spectrum, g)[..., : g // 2 + 1]  # rfft half
+        for r in head.resolutions(n):
+            m = kept(min(r, g))
+            mask = (freqs[:, None] <= m) & (freqs[None, : g // 2 + 1] <= m)
+            img = torch.fft.irfft2(on_grid * mask, s=(g, g), norm="forward")
+            pooled.append(F.max_pool2d(img, head.pool_window, ceil_mode=True).flatten(1))
+    else:
+        on_grid = resample_spectrum_1d(spectrum, g)[..., : g // 2 + 1]
+        for r in head.resolutions(n):
+            m = kept(min(r, g))
+            sig = torch.fft.irfft(on_grid * (freqs[: g // 2 + 1] <= m), n=g, norm="forward")
+            pooled.append(F.max_pool1d(sig, head.pool_window, ceil_mode=True).flatten(1))
+    return torch.stack(pooled, dim=1)

@@ -19,7 +19,7 @@ All MNIST models share the CNN template (:mod:`scale_eq.baselines`) and have 494
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from torch import nn
@@ -116,69 +116,45 @@ def sesn_mnist_vector(**kwargs: object) -> MnistTemplate:
     return sesn_mnist(spec, BASIS_VECTOR, vector=True, **kwargs)  # type: ignore[arg-type]
 
 
-def _learnable(
-    learn: Parameterisation,
-    sigma_basis: float,
-    isr: float,
-    num_scales: int,
-    kernel_factor: float,
-    max_kernel_size: int,
-    kwargs: dict,
-) -> MnistTemplate:
-    spec = ScaleSpec.geometric(
-        sigma_basis,
-        isr,
-        num_scales,
-        learn=learn,
-        kernel_factor=kernel_factor,
-        max_kernel_size=max_kernel_size,
+def _learnable(learn: Parameterisation, summary: str) -> Callable[..., MnistTemplate]:
+    """A factory of the scalar model with ``learn`` scales (the three differ only in that)."""
+
+    def factory(
+        *,
+        sigma_basis: float = 2.0,
+        isr: float = 3.0,
+        num_scales: int = 3,
+        kernel_factor: float = 1.25,
+        max_kernel_size: int = 21,
+        **kwargs: object,
+    ) -> MnistTemplate:
+        spec = ScaleSpec.geometric(
+            sigma_basis,
+            isr,
+            num_scales,
+            learn=learn,
+            kernel_factor=kernel_factor,
+            max_kernel_size=max_kernel_size,
+        )
+        return sesn_mnist(spec, BASIS_SCALAR, **kwargs)  # type: ignore[arg-type]
+
+    factory.__name__ = factory.__qualname__ = f"sesn_mnist_{learn}"
+    factory.__doc__ = (
+        f"Scalar SESN with {summary}; init sigma_basis 2, ISR 3 (scales 2, 3.46, 6), "
+        "K = 2 ceil(1.25 sigma_max) + 1 <= 21. Keywords override these and reach sesn_mnist."
     )
-    return sesn_mnist(spec, BASIS_SCALAR, **kwargs)
+    return factory
 
 
-@register_model("sesn_mnist_isr")
-def sesn_mnist_isr(
-    *,
-    sigma_basis: float = 2.0,
-    isr: float = 3.0,
-    num_scales: int = 3,
-    kernel_factor: float = 1.25,
-    max_kernel_size: int = 21,
-    **kwargs: object,
-) -> MnistTemplate:
-    """Scalar SESN with learned sigma_basis and ISR = 1 + gamma^2 per layer (init 2 and 3)."""
-    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
-    return _learnable("isr", *args)
-
-
-@register_model("sesn_mnist_spacing")
-def sesn_mnist_spacing(
-    *,
-    sigma_basis: float = 2.0,
-    isr: float = 3.0,
-    num_scales: int = 3,
-    kernel_factor: float = 1.25,
-    max_kernel_size: int = 21,
-    **kwargs: object,
-) -> MnistTemplate:
-    """Scalar SESN with a learned first scale and learned positive spacings (init 2, 3.46, 6)."""
-    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
-    return _learnable("spacing", *args)
-
-
-@register_model("sesn_mnist_direct")
-def sesn_mnist_direct(
-    *,
-    sigma_basis: float = 2.0,
-    isr: float = 3.0,
-    num_scales: int = 3,
-    kernel_factor: float = 1.25,
-    max_kernel_size: int = 21,
-    **kwargs: object,
-) -> MnistTemplate:
-    """Scalar SESN with every scale learned directly (init 2, 3.46, 6)."""
-    args = (sigma_basis, isr, num_scales, kernel_factor, max_kernel_size, kwargs)
-    return _learnable("direct", *args)
+sesn_mnist_isr = register_model("sesn_mnist_isr")(
+    _learnable("isr", "learned sigma_basis and ISR = 1 + gamma^2 per layer")
+)
+sesn_mnist_spacing = register_model("sesn_mnist_spacing")(
+    _learnable("spacing", "a learned first scale and learned positive spacings per layer")
+)
+sesn_mnist_direct = register_model("sesn_mnist_direct")(
+    _learnable("direct", "every scale of every layer learned directly")
+)
 
 
 class SESNToy(nn.Module):

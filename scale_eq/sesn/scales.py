@@ -8,8 +8,10 @@ Four parameterisations of the N_S scales ``sigma_0 < ... < sigma_{N_S - 1}``:
 * ``spacing``: ``sigma_0`` and the positive spacings ``sigma_{i+1} - sigma_i = exp(d_i)``;
 * ``direct``: every sigma_i learned as it is.
 
-The kernel size follows the largest scale, ``l = 2 k sigma_max + 1`` rounded to the nearest odd
-integer and capped by ``max_kernel_size`` (or a fixed ``kernel_size`` as SESN uses), so a layer
+The kernel size follows the largest scale, ``l = 2 k sigma_max + 1`` rounded up to an odd integer
+(``2 ceil(k sigma_max) + 1``: rounding to the nearest odd one would put the default init,
+k sigma_max = 1.25 * 6 = 7.5, on a tie that float round-off breaks either way) and capped by
+``max_kernel_size`` (or a fixed ``kernel_size`` as SESN uses), so a layer
 whose scales grow also grows its support. The scale parameters are ordinary parameters of an
 :class:`InternalScales` module; :func:`scale_parameters` and :func:`parameter_groups` pick them
 out so a trainer can give them their own learning rate and schedule.
@@ -41,8 +43,8 @@ PARAMETERISATIONS: tuple[str, ...] = ("fixed", "isr", "spacing", "direct")
 class ScaleSpec:
     """Initial scales, how they are learned, and how the kernel size follows them.
 
-    ``kernel_size`` fixes K (SESN); when None, K = the odd integer nearest to
-    ``2 * kernel_factor * sigma_max + 1``, at most ``max_kernel_size``.
+    ``kernel_size`` fixes K (SESN); when None, K = ``2 * ceil(kernel_factor * sigma_max) + 1``
+    (the smallest odd integer >= 2 k sigma_max + 1), at most ``max_kernel_size``.
     """
 
     init: tuple[float, ...]
@@ -85,7 +87,7 @@ class ScaleSpec:
         """K for a largest scale sigma_max (the fixed K if one is set)."""
         if self.kernel_size is not None:
             return self.kernel_size
-        k = 2 * math.floor(self.kernel_factor * sigma_max + 0.5) + 1
+        k = 2 * math.ceil(self.kernel_factor * sigma_max) + 1
         return max(3, min(k, self.max_kernel_size))
 
 
