@@ -57,6 +57,8 @@ test-all: lint
 bench: install
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_loader.py
+	$(BIN)/python benchmarks/bench_fourier.py
+	$(BIN)/python benchmarks/bench_sesn.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache *.egg-info
