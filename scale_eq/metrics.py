@@ -334,8 +334,11 @@ def scale_group_equivariance_error(
 
     per sample, channel and scale, averaged (those with zero reference energy left out), after
     cropping ``margin`` samples off every side of the ``size`` x ``size`` region (zero padding
-    and the periodic extension of D act near the border). f must keep the spatial size (stride 1,
-    "same" padding). Runs without gradients and with modules in eval mode.
+    and the periodic extension of D act near the border). f may pool: features of N / p samples
+    per side are compared on the region's p-grid (``size`` and the region's offset
+    ``(N - size) // 2`` must be multiples of p, since pooling commutes only with translations
+    by p; ``margin`` then counts feature samples). Runs without gradients and with modules in
+    eval mode.
     """
     n = _size(x, 2)
     if not 1 <= size <= n or not 0 <= 2 * margin < size or shift < 0:
@@ -354,8 +357,19 @@ def scale_group_equivariance_error(
             shrunk = torch.zeros_like(chunk)
             shrunk[..., lo:hi, lo:hi] = resample(chunk, size)
             ref, got = f(chunk), f(shrunk)
-            if ref.shape[-2:] != (n, n) or got.shape != ref.shape:
-                raise ValueError(f"f must keep the spatial size {n} x {n}; got {tuple(ref.shape)}")
+            nf = ref.shape[-1]
+            pool = n // nf if nf and n % nf == 0 else 0
+            if (
+                got.shape != ref.shape
+                or ref.shape[-2] != nf
+                or not pool
+                or lo % pool
+                or size % pool
+            ):
+                raise ValueError(
+                    f"f must map {n} x {n} to square maps of N / p samples, with the shrunk "
+                    f"region {lo}..{hi} on the p-grid; got {tuple(ref.shape)}"
+                )
             if ref.dim() == 4:
                 if shift:
                     raise ValueError("features without a scale axis need shift=0")
@@ -364,10 +378,13 @@ def scale_group_equivariance_error(
             if shift >= scales:
                 raise ValueError(f"shift {shift} leaves no scale of {scales} to compare")
             b, c = ref.shape[:2]
-            a = resample(ref.reshape(b, -1, n, n), size).reshape(b, c, scales, size, size)
+            fs, fl = size // pool, lo // pool  # the shrunk region on the feature grid
+            if 2 * margin >= fs:
+                raise ValueError(f"margin {margin} leaves nothing of the {fs}-sample region")
+            a = resample(ref.reshape(b, -1, nf, nf), fs).reshape(b, c, scales, fs, fs)
             a = a[:, :, shift:]
-            g = got[:, :, : scales - shift, ..., lo:hi, lo:hi]
-            inner = slice(margin, size - margin)
+            g = got[:, :, : scales - shift, ..., fl : fl + fs, fl : fl + fs]
+            inner = slice(margin, fs - margin)
             a, g = a[..., inner, inner], g[..., inner, inner]
             e = (a - g).square().sum((-2, -1))  # (B, C, S - shift)
             ref_energy = a.square().sum((-2, -1))

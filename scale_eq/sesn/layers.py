@@ -78,27 +78,24 @@ class _ScaleConv(nn.Module):
         """(F, S, K, K) for the current scales, in ``dtype`` (default the weight's).
 
         Rebuilt (differentiably) while autograd records and the scales are learnable; otherwise
-        cached per (dtype, device) until the scale values change (fixed scales: built once, in
-        float64, then cast).
+        cached per (dtype, device) until the scale values change, built in float64 and cast.
+        The cached tensor is made outside inference mode, so a forward under
+        ``torch.inference_mode()`` (a validation sanity check) cannot poison later training.
         """
         dtype = dtype or self.weight.dtype
         rebuild = self.scales.learnable and torch.is_grad_enabled()
         if rebuild and any(p.requires_grad for p in self.scales.parameters()):
             return hermite_basis(self.scales().to(dtype), self.kernel_size(), self.basis_spec)
-        with torch.no_grad():
-            scales = self.scales()
-            key = (dtype, scales.device)
-            stamp = tuple(float(v) for v in scales.cpu())
-            hit = self._cache.get(key)
-            if hit is None or hit[0] != stamp:
-                if self.scales.learnable:
-                    exact = scales.to(dtype)
-                else:  # the spec's own values, in float64 (not the float32 buffer)
-                    exact = torch.tensor(self.scales.spec.init, dtype=torch.float64)
-                    exact = exact.to(scales.device)
-                value = hermite_basis(exact, self.kernel_size(), self.basis_spec)
-                hit = self._cache[key] = (stamp, value.to(dtype))
-            return hit[1]
+        values = self.scales.exact_values()
+        device = self.weight.device
+        key = (dtype, device)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] != values:
+            with torch.inference_mode(False), torch.no_grad():
+                exact = torch.tensor(values, dtype=torch.float64, device=device)
+                value = hermite_basis(exact, self.kernel_size(), self.basis_spec).to(dtype)
+            hit = self._cache[key] = (values, value)
+        return hit[1]
 
     def _mix(self, dtype: torch.dtype) -> Tensor:
         """weight (..., F) @ basis (F, S*K*K): (..., S, K, K)."""

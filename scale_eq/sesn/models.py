@@ -4,8 +4,8 @@
   then the CNN template's ReLU / pool / BN; scales 1.7 * 3^(i/3) = 1.7, 2.45, 3.54, 5.1, K = 15,
   basis B (eff 7, mult 1.5, max order 4).
 * ``sesn_mnist_vector``: SESN's "vector" model: Z2 -> H, then H -> H blocks that keep the scale
-  axis (3D pooling and batch norm), projected only after the last one; scales 1.7 * 2^(i/3)
-  = 1.7, 2.14, 2.7, 3.4, K = 13, basis B with mult 1.4.
+  axis (spatial pooling and 3D batch norm), projected only after the last one; scales
+  1.5 * 3^(i/2) = 1.5, 2.6, 4.5, K = 13, basis B with mult 1.5 (SESN's mnist_ses_vector_28).
 * ``sesn_mnist_isr`` / ``_spacing`` / ``_direct``: the scalar model with three learnable scales
   per layer (Basting et al. 2024), initialised at sigma_basis 2 and ISR 3 (scales 2, 3.46, 6),
   the kernel size following the largest scale (``l = 2 k sigma_max + 1``, k = 1.25, at most 21).
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 BASIS_SCALAR = BasisSpec("B", effective_size=7, mult=1.5, max_order=4)
-BASIS_VECTOR = BasisSpec("B", effective_size=7, mult=1.4, max_order=4)
 
 
 def sesn_mnist(
@@ -111,9 +110,9 @@ def sesn_mnist_scalar(**kwargs: object) -> MnistTemplate:
 
 @register_model("sesn_mnist_vector")
 def sesn_mnist_vector(**kwargs: object) -> MnistTemplate:
-    """SESN vector, 28 x 28: scales 1.7, 2.14, 2.7, 3.4; K = 13; basis B (mult 1.4)."""
-    spec = _rounded(ScaleSpec.geometric(1.7, 2.0, 4, kernel_size=13))
-    return sesn_mnist(spec, BASIS_VECTOR, vector=True, **kwargs)  # type: ignore[arg-type]
+    """SESN vector, 28 x 28: scales 1.5, 2.6, 4.5; K = 13; basis B (mult 1.5)."""
+    spec = _rounded(ScaleSpec.geometric(1.5, 3.0, 3, kernel_size=13))
+    return sesn_mnist(spec, BASIS_SCALAR, vector=True, **kwargs)  # type: ignore[arg-type]
 
 
 def _learnable(learn: Parameterisation, summary: str) -> Callable[..., MnistTemplate]:

@@ -144,9 +144,24 @@ class InternalScales(nn.Module):
         s = self.forward()
         return s.max() / s.min()
 
+    def exact_values(self) -> tuple[float, ...]:
+        """The current scales as Python floats, for building a basis in float64.
+
+        Fixed scales whose buffer still holds the spec's values (up to float32 rounding) give
+        the spec's exact values; a buffer loaded with other values (say, the learned scales
+        of a ``direct`` model, whose parameter has the same name) gives those.
+        """
+        with torch.no_grad():
+            values = tuple(float(v) for v in self.forward().detach().cpu())
+        if not self.learnable and all(
+            math.isclose(a, b, rel_tol=1e-6) for a, b in zip(values, self.spec.init, strict=True)
+        ):
+            return self.spec.init
+        return values
+
     def kernel_size(self) -> int:
         """K for the current largest scale."""
-        return self.spec.kernel_size_for(float(self.forward().detach().max()))
+        return self.spec.kernel_size_for(max(self.exact_values()))
 
     def describe(self) -> dict[str, Any]:
         """Current values, for logs: scales, sigma_basis (the smallest), ISR and K."""
