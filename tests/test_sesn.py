@@ -300,6 +300,17 @@ def test_basis_at_fixed_scales_is_the_cached_one():
     torch.testing.assert_close(conv.basis(), fresh, rtol=0, atol=0)
 
 
+def test_cached_basis_follows_in_place_changes_of_fixed_scales():
+    conv = SESConvZ2H(1, 2, ScaleSpec(init=(1.0, 2.0), kernel_size=9))
+    a = conv.basis()
+    with torch.no_grad():
+        conv.scales.values.mul_(1.5)  # bumps the buffer's version: the cache must notice
+    b = conv.basis()
+    want = hermite_basis(torch.tensor([1.5, 3.0], dtype=F64), 9, BasisSpec()).float()
+    assert b is not a
+    torch.testing.assert_close(b, want)
+
+
 def test_learned_basis_is_cached_in_evaluation_and_follows_the_scales():
     conv = SESConvZ2H(1, 2, ScaleSpec.geometric(2.0, 3.0, 3, learn="isr"))
     with torch.no_grad():

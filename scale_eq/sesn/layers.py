@@ -32,6 +32,14 @@ from .scales import InternalScales, ScaleSpec
 __all__ = ["SESConvHH", "SESConvHH1x1", "SESConvZ2H", "ScaleMaxProjection"]
 
 
+def _stamp(tensors: list[Tensor]) -> tuple | None:
+    """(storage, in-place version) of each tensor; None for inference tensors (no version)."""
+    try:
+        return tuple((t.data_ptr(), t._version) for t in tensors)
+    except RuntimeError:
+        return None
+
+
 class _ScaleConv(nn.Module):
     """Weights, bias, internal scales and the basis cache shared by Z2 -> H and H -> H."""
 
@@ -58,7 +66,7 @@ class _ScaleConv(nn.Module):
         self.num_funcs = num_functions(basis)
         self.weight = nn.Parameter(torch.empty(*weight_shape, self.num_funcs))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self._cache: dict[tuple, tuple[tuple, Tensor]] = {}  # not in the state_dict
+        self._cache: dict[tuple, tuple[tuple, tuple, Tensor]] = {}  # not in the state_dict
         self.reset_parameters()
 
     @property
@@ -86,16 +94,24 @@ class _ScaleConv(nn.Module):
         rebuild = self.scales.learnable and torch.is_grad_enabled()
         if rebuild and any(p.requires_grad for p in self.scales.parameters()):
             return hermite_basis(self.scales().to(dtype), self.kernel_size(), self.basis_spec)
-        values = self.scales.exact_values()
         device = self.weight.device
         key = (dtype, device)
+        # the scales' tensors are stamped by identity and in-place version (optimiser steps and
+        # load_state_dict bump it), so a steady state reads no scale value back from the
+        # device (no synchronisation per forward on a GPU)
+        stamp = _stamp([*self.scales.parameters(), *self.scales.buffers()])
         hit = self._cache.get(key)
-        if hit is None or hit[0] != values:
+        if hit is not None and stamp is not None and hit[0] == stamp:
+            return hit[2]
+        values = self.scales.exact_values()
+        if hit is None or hit[1] != values:
             with torch.inference_mode(False), torch.no_grad():
                 exact = torch.tensor(values, dtype=torch.float64, device=device)
                 value = hermite_basis(exact, self.kernel_size(), self.basis_spec).to(dtype)
-            hit = self._cache[key] = (values, value)
-        return hit[1]
+        else:
+            value = hit[2]
+        self._cache[key] = (stamp, values, value)
+        return value
 
     def _mix(self, dtype: torch.dtype) -> Tensor:
         """weight (..., F) @ basis (F, S*K*K): (..., S, K, K)."""
