@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
 
 import scale_datasets as sd
 import scale_eq
@@ -32,10 +33,10 @@ from scale_eq.sesn import InternalScales, SESConvZ2H
 
 
 def load_split(path: Path, split: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``size`` images and labels of a split as two tensors (one batch)."""
     ds = sd.MNISTScale(path, split=split, realisation=0)
     n = len(ds) if size is None else min(size, len(ds))
-    items = ds.__getitems__(list(range(n)))
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+    return next(iter(DataLoader(Subset(ds, range(n)), batch_size=n)))
 
 
 def test_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:

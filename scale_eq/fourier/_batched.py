@@ -8,7 +8,6 @@ in its ``state_dict``). The 2D machinery is :mod:`._batched2d`, the 1D one :mod:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._grids import Step, basis_frequency, kept, mean_square_weights, synthesis_matrix
+from ._grids import Step, angles, basis_frequency, kept, mean_square_weights, synthesis_matrix
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -133,9 +132,7 @@ def synthesis_stack(steps: list[Step], width: int, rows: int) -> Tensor:
 
 def cos_sin(g: int, ks: Tensor, width: int) -> Tensor:
     """(len(ks), 2, width): cos and sin of 2 pi k t / g, divided by g, for t < g (0 beyond)."""
-    ang = (2 * math.pi / g) * torch.remainder(ks[:, None] * torch.arange(g)[None, :], g).to(
-        torch.float64
-    )
+    ang = angles(ks, torch.arange(g), g)
     out = torch.zeros(len(ks), 2, width, dtype=torch.float64)
     out[:, 0, :g], out[:, 1, :g] = ang.cos() / g, ang.sin() / g
     return out

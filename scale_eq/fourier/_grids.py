@@ -27,7 +27,7 @@ def kept(n: int) -> int:
     return (n - 1) // 2
 
 
-def _angles(k: torch.Tensor, t: torch.Tensor, n: int) -> torch.Tensor:
+def angles(k: torch.Tensor, t: torch.Tensor, n: int) -> torch.Tensor:
     """2 pi (k t mod n) / n as an outer product, reduced exactly in integers first.
 
     Reducing ``k * t`` modulo n before the division keeps the phases exact to one rounding,
@@ -47,7 +47,7 @@ def resample_matrix(n: int, r: int) -> torch.Tensor:
     m = (min(n, r) - 1) // 2
     k = torch.arange(1, m + 1)
     t, j = torch.arange(r), torch.arange(n)
-    a_syn, a_ana = _angles(k, t, r), _angles(k, j, n)  # (m, r), (m, n)
+    a_syn, a_ana = angles(k, t, r), angles(k, j, n)  # (m, r), (m, n)
     out = torch.full((r, n), 1.0 / n, dtype=_F64)
     out += (2.0 / n) * (a_syn.cos().T @ a_ana.cos() + a_syn.sin().T @ a_ana.sin())
     return out
@@ -66,7 +66,7 @@ def analysis_matrix(n: int, m: int) -> torch.Tensor:
     Frequency order makes the coefficients of any smaller m a leading block.
     """
     k = torch.arange(1, m + 1)
-    ang = _angles(k, torch.arange(n), n)
+    ang = angles(k, torch.arange(n), n)
     out = torch.empty(2 * m + 1, n, dtype=_F64)
     out[0] = 1.0 / n
     out[1::2] = (2.0 / n) * ang.cos()
@@ -80,7 +80,7 @@ def synthesis_matrix(r: int, m: int, width: int | None = None) -> torch.Tensor:
     is ``resample_matrix(n, r)`` when m = (min(n, r) - 1) // 2."""
     width = 2 * m + 1 if width is None else width
     k = torch.arange(1, m + 1)
-    ang = _angles(k, torch.arange(r), r)
+    ang = angles(k, torch.arange(r), r)
     out = torch.zeros(r, width, dtype=_F64)
     out[:, 0] = 1.0
     out[:, 1 : 2 * m + 1 : 2] = ang.cos().T

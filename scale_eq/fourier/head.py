@@ -86,7 +86,7 @@ class ScaleConsistentHead(nn.Module):
         self.pool_window = pool_window
         self.dims = dims
         self.num_features = in_channels * math.ceil(grid_size / pool_window) ** dims
-        self._lifts: dict[tuple, torch.Tensor] = {}  # see _lift; not part of the state_dict
+        self._lifts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see _lift
         self.mlp = nn.Sequential(
             nn.LayerNorm(self.num_features),
             nn.Dropout(dropout_in),
@@ -113,11 +113,10 @@ class ScaleConsistentHead(nn.Module):
         """
         n = self._check_spectrum(spectrum)
         g, p, dims = self.grid_size, self.pool_window, self.dims
-        ms, index = self._crops(n)
-        lift = self._lift(n, ms, spectrum.real.dtype, spectrum.device)  # (M, g, n)
+        lift, index = self._lift(n, spectrum.real.dtype, spectrum.device)  # (M, g, n), (R,)
         axes = tuple(range(-dims, 0))
-        x = torch.fft.ifftn(spectrum, dim=axes, norm="forward").real.to(lift.dtype)
-        b, c, crops = x.shape[0], x.shape[1], len(ms)
+        x = torch.fft.ifftn(spectrum, dim=axes, norm="forward").real
+        b, c, crops = x.shape[0], x.shape[1], lift.shape[0]
         if dims == 2:
             # Y[m, i, (b, c), j] = sum_kl L[m, i, k] x[(b, c), k, l] L[m, j, l]
             rows = x.reshape(b * c, n, n).transpose(0, 1).reshape(n, b * c * n)
@@ -152,28 +151,24 @@ class ScaleConsistentHead(nn.Module):
             raise ValueError(f"head expects {self.in_channels} channels, got {spectrum.shape[1]}")
         return n
 
-    def _crops(self, n: int) -> tuple[list[int], torch.Tensor]:
-        """The distinct kept frequencies m of the resolutions, and each resolution's crop."""
-        per_res = [kept(min(r, self.grid_size)) for r in self.resolutions(n)]
-        ms = sorted(set(per_res))
-        return ms, torch.tensor([ms.index(m) for m in per_res])
-
     def _lift(
-        self, n: int, ms: list[int], dtype: torch.dtype, device: torch.device
-    ) -> torch.Tensor:
-        """(M, g, n): crop an n-sample map to |k| <= m and synthesise it on the g grid, per m.
+        self, n: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lift, index) for n-sample maps, cached per (n, dtype, device) outside the state_dict.
 
-        Cached per (n, dtype, device) outside the state_dict; built in float64.
+        ``lift`` (M, g, n): per distinct kept frequency m of the resolutions, crop to |k| <= m and
+        synthesise on the g grid (built in float64); ``index`` (R,): each resolution's crop.
         """
         key = (n, dtype, device)
-        lift = self._lifts.get(key)
-        if lift is None:
+        hit = self._lifts.get(key)
+        if hit is None:
             g = self.grid_size
-            lift = torch.stack([synthesis_matrix(g, m) @ analysis_matrix(n, m) for m in ms]).to(
-                dtype=dtype, device=device
-            )
-            self._lifts[key] = lift
-        return lift
+            per_res = [kept(min(r, g)) for r in self.resolutions(n)]
+            ms = sorted(set(per_res))
+            lift = torch.stack([synthesis_matrix(g, m) @ analysis_matrix(n, m) for m in ms])
+            index = torch.tensor([ms.index(m) for m in per_res])
+            hit = self._lifts[key] = (lift.to(dtype=dtype, device=device), index.to(device))
+        return hit
 
     def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
         """Per-resolution logits (B, R, num_classes); the last entry is the input's resolution."""

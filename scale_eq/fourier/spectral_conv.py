@@ -62,6 +62,15 @@ def _check_modes(global_modes: int, local_modes: int) -> None:
         )
 
 
+def _real_weight_dtype(
+    in_channels: int, out_channels: int, dtype: torch.dtype | None
+) -> torch.dtype | None:
+    """Check the channel counts; the real dtype of a layer's weights (complex picks its part)."""
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
+    return dtype.to_real() if dtype is not None and dtype.is_complex else dtype
+
+
 def _dft_matrix(global_modes: int, local_modes: int, device: torch.device) -> torch.Tensor:
     """E[k, a] = exp(-2 pi i k (a - n // 2) / G): the G-grid DFT of a centred length-n kernel.
 
@@ -135,10 +144,7 @@ class _SpectralConvNd(nn.Module):
     ) -> None:
         super().__init__()
         _check_modes(global_modes, local_modes)
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
-        if dtype is not None and dtype.is_complex:
-            dtype = dtype.to_real()
+        dtype = _real_weight_dtype(in_channels, out_channels, dtype)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.global_modes = int(global_modes)
@@ -290,10 +296,7 @@ class SpectralSkip(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
-        if dtype is not None and dtype.is_complex:
-            dtype = dtype.to_real()
+        dtype = _real_weight_dtype(in_channels, out_channels, dtype)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.weight = nn.Parameter(

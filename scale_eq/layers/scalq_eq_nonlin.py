@@ -29,9 +29,10 @@ def _activation(non_lin: Activation | None, activation: Activation | None) -> Ac
 
 class _FeatureMixin:
     def get_feature(self, x: torch.Tensor) -> torch.Tensor:
-        """Real images in, real maps out (fft2 -> layer -> ifft2), as published."""
-        spectrum = torch.fft.fft2(x, norm="forward")
-        return torch.fft.ifft2(self(spectrum), norm="forward").real
+        """Real inputs in, real maps out (fft -> layer -> ifft), as published."""
+        axes = (-1,) if isinstance(self, ScaleEqNonlinearity1d) else (-2, -1)
+        spectrum = torch.fft.fftn(x, dim=axes, norm="forward")
+        return torch.fft.ifftn(self(spectrum), dim=axes, norm="forward").real  # type: ignore[operator]
 
 
 class scaleEqNonlin(_FeatureMixin, ScaleEqNonlinearity):  # published name
@@ -86,7 +87,7 @@ class scaleEqNonlinMaxp(_FeatureMixin, ScaleEqNonlinearity):  # published name
         )
 
 
-class scaleEqNonlin1d(ScaleEqNonlinearity1d):  # published name
+class scaleEqNonlin1d(_FeatureMixin, ScaleEqNonlinearity1d):  # published name
     """``scaleEqNonlin1d(non_lin, base_res, normalization=None, channels=None)``; ``max_res``
     and ``increment`` are ours (the published 1D layer has one norm for every resolution)."""
 
@@ -109,7 +110,3 @@ class scaleEqNonlin1d(ScaleEqNonlinearity1d):  # published name
             normalization=normalization,
             increment=increment,
         )
-
-    def get_feature(self, x: torch.Tensor) -> torch.Tensor:
-        """Real signals in, real signals out (fft -> layer -> ifft)."""
-        return torch.fft.ifft(self(torch.fft.fft(x, norm="forward")), norm="forward").real

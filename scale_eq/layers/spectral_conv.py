@@ -11,48 +11,20 @@ from __future__ import annotations
 
 import torch
 
+from scale_datasets.ops.fourier import resample_spectrum, resample_spectrum_1d
+
 from ..fourier.spectral_conv import SpectralConv1d, SpectralConv2d
 
 __all__ = ["SpectralConv2dLocalized", "SpectralConvLocalized1d"]
 
 
-def _real(dtype: torch.dtype | None) -> torch.dtype | None:
-    return dtype.to_real() if dtype is not None and dtype.is_complex else dtype
+class _Published:
+    """The published constructor, ``forward(x_ft, pool=False)`` and ``get_feature``, for the 1D
+    and 2D convolutions alike (``ndim`` and ``global_modes`` come from our layer)."""
 
-
-class SpectralConv2dLocalized(SpectralConv2d):
-    """``SpectralConv2dLocalized(in_channel, out_channel, global_modes, local_modes)``."""
-
-    def __init__(
-        self,
-        in_channel: int,
-        out_channel: int,
-        global_modes: int,
-        local_modes: int,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = torch.cfloat,
-    ) -> None:
-        super().__init__(
-            in_channel, out_channel, global_modes, local_modes, device=device, dtype=_real(dtype)
-        )
-
-    def forward(self, x_ft: torch.Tensor, pool: bool = False) -> torch.Tensor:
-        """As published: ``pool=True`` returns the output on the G x G grid (D_G of it)."""
-        out = super().forward(x_ft)
-        if pool:
-            from scale_datasets.ops.fourier import resample_spectrum
-
-            out = resample_spectrum(out, self.global_modes)
-        return out
-
-    def get_feature(self, x: torch.Tensor) -> torch.Tensor:
-        """Real images in, real feature maps out (fft2 -> layer -> ifft2)."""
-        spectrum = torch.fft.fft2(x.to(self.weight.dtype), norm="forward")
-        return torch.fft.ifft2(self.forward(spectrum), norm="forward").real
-
-
-class SpectralConvLocalized1d(SpectralConv1d):
-    """``SpectralConvLocalized1d(in_channel, out_channel, global_modes, local_modes)``."""
+    ndim: int
+    global_modes: int
+    weight: torch.Tensor
 
     def __init__(
         self,
@@ -63,15 +35,28 @@ class SpectralConvLocalized1d(SpectralConv1d):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = torch.cfloat,
     ) -> None:
-        super().__init__(
-            in_channel, out_channel, global_modes, local_modes, device=device, dtype=_real(dtype)
+        super().__init__(  # type: ignore[call-arg]
+            in_channel, out_channel, global_modes, local_modes, device=device, dtype=dtype
         )
 
     def forward(self, x_ft: torch.Tensor, pool: bool = False) -> torch.Tensor:
         """As published: ``pool=True`` returns the output on the G grid (D_G of it)."""
-        out = super().forward(x_ft)
+        out = super().forward(x_ft)  # type: ignore[misc]
         if pool:
-            from scale_datasets.ops.fourier import resample_spectrum_1d
-
-            out = resample_spectrum_1d(out, self.global_modes)
+            crop = resample_spectrum if self.ndim == 2 else resample_spectrum_1d
+            out = crop(out, self.global_modes)
         return out
+
+    def get_feature(self, x: torch.Tensor) -> torch.Tensor:
+        """Real inputs in, real feature maps out (fft -> layer -> ifft)."""
+        axes = tuple(range(-self.ndim, 0))
+        spectrum = torch.fft.fftn(x.to(self.weight.dtype), dim=axes, norm="forward")
+        return torch.fft.ifftn(self.forward(spectrum), dim=axes, norm="forward").real
+
+
+class SpectralConv2dLocalized(_Published, SpectralConv2d):
+    """``SpectralConv2dLocalized(in_channel, out_channel, global_modes, local_modes)``."""
+
+
+class SpectralConvLocalized1d(_Published, SpectralConv1d):
+    """``SpectralConvLocalized1d(in_channel, out_channel, global_modes, local_modes)``."""

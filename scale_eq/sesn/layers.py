@@ -43,15 +43,18 @@ def _stamp(tensors: list[Tensor]) -> tuple | None:
 class _ScaleConv(nn.Module):
     """Weights, bias, internal scales and the basis cache shared by Z2 -> H and H -> H."""
 
+    #: extra weight axes between (Cout, Cin) and the basis functions (H -> H: the extent)
+    extent: tuple[int, ...] = ()
+
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         scales: ScaleSpec | InternalScales,
-        basis: BasisSpec,
-        weight_shape: tuple[int, ...],
-        stride: int,
-        bias: bool,
+        basis: BasisSpec | None = None,
+        *,
+        stride: int = 1,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1 or stride < 1:
@@ -61,10 +64,11 @@ class _ScaleConv(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
-        self.basis_spec = basis
+        self.basis_spec = basis or BasisSpec()
         self.scales = scales if isinstance(scales, InternalScales) else InternalScales(scales)
-        self.num_funcs = num_functions(basis)
-        self.weight = nn.Parameter(torch.empty(*weight_shape, self.num_funcs))
+        self.num_funcs = num_functions(self.basis_spec)
+        shape = (out_channels, in_channels, *self.extent, self.num_funcs)
+        self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self._cache: dict[tuple, tuple[tuple, tuple, Tensor]] = {}  # not in the state_dict
         self.reset_parameters()
@@ -132,27 +136,10 @@ class _ScaleConv(nn.Module):
 
 
 class SESConvZ2H(_ScaleConv):
-    """Z2 -> H: (B, Cin, H, W) -> (B, Cout, S, H', W'), padding K // 2."""
+    """Z2 -> H: (B, Cin, H, W) -> (B, Cout, S, H', W'), padding K // 2.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        scales: ScaleSpec | InternalScales,
-        basis: BasisSpec | None = None,
-        *,
-        stride: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            scales,
-            basis or BasisSpec(),
-            (out_channels, in_channels),
-            stride,
-            bias,
-        )
+    ``SESConvZ2H(in_channels, out_channels, scales, basis=BasisSpec(), *, stride=1, bias=True)``
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -183,15 +170,8 @@ class SESConvHH(_ScaleConv):
         if scale_size < 1:
             raise ValueError(f"scale_size must be >= 1, got {scale_size}")
         self.scale_size = scale_size
-        super().__init__(
-            in_channels,
-            out_channels,
-            scales,
-            basis or BasisSpec(),
-            (out_channels, in_channels, scale_size),
-            stride,
-            bias,
-        )
+        self.extent = (scale_size,)
+        super().__init__(in_channels, out_channels, scales, basis, stride=stride, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         s, e = self.num_scales, self.scale_size
