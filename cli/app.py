@@ -273,18 +273,11 @@ def run(argv: list[str] | None = None) -> int:
     _signalled = None
     previous = {sig: signal.signal(sig, _on_signal) for sig in _EXIT_FOR_SIGNAL}
     try:
-        # Typer itself turns usage errors into exit 2.
+        # Standalone mode always ends in SystemExit (Typer turns usage errors into exit 2).
         app(args=argv, prog_name="scale-datasets", standalone_mode=True)
-        _raise_if_signalled()
-        return 0
+        code = 0
     except SystemExit as exc:
-        if exc.code == EXIT_TERMINATED:
-            return _fail("terminated", EXIT_TERMINATED)
-        if exc.code == EXIT_INTERRUPTED:
-            return _fail("interrupted", EXIT_INTERRUPTED)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ScaleDatasetsError as exc:
         return _fail(str(exc), exc.exit_code)
     except OSError as exc:
@@ -293,6 +286,13 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if code == 0 and _signalled is not None:  # a signal noted after the last check point
+        code = _signalled
+    if code == EXIT_TERMINATED:
+        return _fail("terminated", EXIT_TERMINATED)
+    if code == EXIT_INTERRUPTED:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    return code
 
 
 def main() -> None:

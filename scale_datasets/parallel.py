@@ -48,10 +48,15 @@ def worker_state() -> Any:
     return _STATE
 
 
+_PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _worker_main(conn: Connection, state: Any) -> None:
     global _STATE
-    # Ctrl-C is handled once, by the parent, which then kills the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and SIGTERM (also sent to the whole process group by `timeout`, Slurm or
+    # systemd) are handled once, by the parent, which then stops the workers.
+    for sig in _PARENT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     _STATE = state.load() if isinstance(state, _ArrayFile) else state
     while True:
         try:
@@ -95,7 +100,7 @@ def ordered_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any
 def _receive(conn: Connection, worker: int) -> Any:
     try:
         ok, value = conn.recv()
-    except EOFError:
+    except (EOFError, ConnectionError):
         raise RuntimeError(f"render worker {worker} died (out of memory or killed?)") from None
     if not ok:
         raise value
@@ -106,9 +111,10 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
     context = multiprocessing.get_context(START_METHOD)
     processes: list[Any] = []
     conns: list[Connection] = []
-    # Children are born ignoring Ctrl-C (an ignored signal stays ignored across exec), so a
-    # Ctrl-C while they start does not print their tracebacks. Starting takes milliseconds.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Children are born ignoring Ctrl-C and SIGTERM (an ignored signal stays ignored across
+    # exec), so a signal while they start does not print their tracebacks. Starting takes
+    # milliseconds.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _PARENT_SIGNALS}
     try:
         for i in range(workers):
             parent_end, child_end = context.Pipe()
@@ -123,7 +129,8 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
             processes.append(process)
             conns.append(parent_end)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     try:
         in_flight: collections.deque[int] = collections.deque()
         for k, task in enumerate(tasks):

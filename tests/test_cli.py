@@ -183,8 +183,14 @@ def test_verify_exit_3_for_a_file_that_is_not_ours(tmp_path, capsys):
     assert "not a readable HDF5 file" in _only_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
+@pytest.mark.parametrize(
+    ("sig", "code", "group"),
+    [(signal.SIGTERM, 143, False), (signal.SIGINT, 130, False), (signal.SIGTERM, 143, True)],
+    ids=["sigterm", "sigint", "sigterm-to-process-group"],
+)
+def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code, group):
+    """Also when the signal goes to the whole process group (``timeout``, Slurm, systemd), so
+    the render workers get it too."""
     source = debian_fashion_or_skip()
     out = tmp_path / "big.h5"
     proc = subprocess.Popen(
@@ -206,6 +212,7 @@ def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 120
     while not any(".tmp-" in p.name for p in tmp_path.iterdir()):
@@ -213,11 +220,30 @@ def test_a_signal_during_build_removes_the_temp_file(tmp_path, sig, code):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.5)
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "Traceback" not in err, err
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_signal_after_the_last_check_point_still_sets_the_exit_code(monkeypatch, capsys):
+    """SIGTERM noted while a command finishes (no progress update left to act on it) must not
+    end in exit 0."""
+    from scale_datasets import presets
+
+    real = presets.list_presets
+
+    def list_and_get_terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real()
+
+    monkeypatch.setattr(presets, "list_presets", list_and_get_terminated)
+    assert run(["list"]) == 143
+    assert _only_line(capsys.readouterr().err) == "error: terminated"
 
 
 def test_verify_exit_3_for_a_flipped_byte_and_a_missing_dataset(small_build, tmp_path, capsys):
