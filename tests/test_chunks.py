@@ -6,9 +6,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scale_datasets.storage import chunks
 from scale_datasets.storage.chunks import encode_chunks, fletcher32
 
 
@@ -40,9 +42,26 @@ def test_fletcher32_matches_hdf5s_algorithm(data: bytes):
     assert fletcher32(data) == _fletcher32_by_the_book(data)
 
 
-def test_all_ones_words_fold_like_hdf5():
-    data = b"\xff" * 2000 + b"\x01"
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00" * 1001, b"\xff" * 2000 + b"\x01", b"\xff" * 720, b"\xff\xfe" * 361 + b"\x80"],
+    ids=["empty", "zeros", "all-ones-odd", "sums-at-multiples-of-65535", "odd-tail"],
+)
+def test_edge_sums_fold_like_hdf5(data: bytes):
+    """0 stays 0 and a positive multiple of 65535 folds to 65535, as HDF5's folding does."""
     assert fletcher32(data) == _fletcher32_by_the_book(data)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=0, max_size=400))
+def test_fletcher32_is_the_same_summed_in_small_blocks(data: bytes):
+    """The blockwise dot (blocks of _DOT_WORDS words, 2**20 in use) agrees at any block size."""
+    saved = chunks._DOT_WORDS
+    try:
+        chunks._DOT_WORDS = 7
+        assert fletcher32(data) == _fletcher32_by_the_book(data)
+    finally:
+        chunks._DOT_WORDS = saved
 
 
 @settings(max_examples=15, deadline=None)

@@ -19,30 +19,35 @@ try:  # ISA-L writes the same zlib stream format ~5x faster than zlib at level 1
 except ImportError:  # pragma: no cover - platforms without an isal wheel
     import zlib as _zlib
 
-# HDF5 folds its 32-bit sums every 360 words, before sum2 could overflow.
-_FLETCHER_BLOCK = 360
+# Words per numpy dot: keeps each weighted block sum below 2**63 (65535 * 2**40 / 2).
+_DOT_WORDS = 1 << 20
+
+
+def _fold(total: int) -> int:
+    """HDF5's repeated ``(x & 0xFFFF) + (x >> 16)`` of a non-negative sum, in closed form: it
+    keeps x mod 65535 and never reaches 0 from a positive x, so the result is 0 only for 0."""
+    return 0 if total == 0 else (total - 1) % 65535 + 1
 
 
 def fletcher32(data: bytes) -> int:
-    """HDF5's H5_checksum_fletcher32 (big-endian 16-bit words, odd tail byte shifted left)."""
+    """HDF5's H5_checksum_fletcher32 (big-endian 16-bit words, odd tail byte shifted left).
+
+    HDF5 folds its running sums every 360 words; folding only changes a sum by multiples of
+    65535 (and never to 0), so the exact sums, folded once at the end, give the same value:
+    ``sum1 = sum w_i`` and ``sum2 = sum (n - i) w_i`` (plus the tail byte in both).
+    """
     words = np.frombuffer(data, dtype=">u2", count=len(data) // 2).astype(np.int64)
+    n = len(words)
     sum1 = sum2 = 0
-    for start in range(0, len(words), _FLETCHER_BLOCK):
-        block = words[start : start + _FLETCHER_BLOCK]
-        n = len(block)
-        # sum2 gains sum1 once per word: n * sum1 + the running sums of the block
-        sum2 += n * sum1 + int(np.dot(np.arange(n, 0, -1, dtype=np.int64), block))
+    for start in range(0, n, _DOT_WORDS):
+        block = words[start : start + _DOT_WORDS]
+        weights = np.arange(n - start, n - start - len(block), -1, dtype=np.int64)
         sum1 += int(block.sum())
-        sum1 = (sum1 & 0xFFFF) + (sum1 >> 16)
-        sum2 = (sum2 & 0xFFFF) + (sum2 >> 16)
+        sum2 += int(np.dot(weights, block))
     if len(data) % 2:
         sum1 += data[-1] << 8
         sum2 += sum1
-        sum1 = (sum1 & 0xFFFF) + (sum1 >> 16)
-        sum2 = (sum2 & 0xFFFF) + (sum2 >> 16)
-    sum1 = (sum1 & 0xFFFF) + (sum1 >> 16)
-    sum2 = (sum2 & 0xFFFF) + (sum2 >> 16)
-    return ((sum2 << 16) | sum1) & 0xFFFFFFFF
+    return (_fold(sum2) << 16) | _fold(sum1)
 
 
 def encode_chunks(rows: np.ndarray, chunk_rows: int, level: int) -> list[bytes]:
