@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +104,21 @@ def _tasks(
             yield f"{split.group}/images", start - lo, task
 
 
+def _check_option_names(preset: Preset, options: dict[str, Any]) -> None:
+    """Reject options the preset does not have, naming them and the ones it has."""
+    accepted = {f.name for f in dataclasses.fields(preset.params_type)}
+    accepted |= {
+        name
+        for name, p in inspect.signature(preset.make_params).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InvalidParameterError(
+            f"{preset.name}: no option {', '.join(unknown)}; options: {', '.join(sorted(accepted))}"
+        )
+
+
 def build(
     preset: str,
     out: str | Path | None = None,
@@ -122,10 +139,8 @@ def build(
     """
     started = time.perf_counter()
     chosen = get_preset(preset)
-    try:
-        params = chosen.make_params(**options)
-    except TypeError as exc:  # an option this preset does not have
-        raise InvalidParameterError(f"{chosen.name}: {exc}") from None
+    _check_option_names(chosen, options)
+    params = chosen.make_params(**options)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if out is not None:
         check_can_create(Path(out), overwrite)

@@ -42,6 +42,7 @@ class Preset(Protocol):
     name: str
     version: int
     summary: str
+    params_type: type  # the frozen params dataclass make_params returns
 
     def make_params(self, **options: Any) -> Any:
         """The validated, frozen params dataclass (with `to_json()`) from user options."""
