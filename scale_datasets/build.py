@@ -167,7 +167,7 @@ def build(
         )
         done = 0
         for (name, start, _), (pixels, chunks) in zip(tasks, results, strict=True):
-            writer.write_encoded(name, start, pixels, chunks)
+            writer.write(name, start, pixels, chunks)
             done += len(pixels)
             if progress is not None:
                 progress("render", done, total_rows)

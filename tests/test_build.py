@@ -185,11 +185,11 @@ def test_a_full_disk_leaves_no_file(fake_source, tmp_path, monkeypatch):
     calls = {"n": 0}
     original = StreamingWriter.write
 
-    def failing_write(self, name, start, rows):
+    def failing_write(self, name, start, rows, chunks=None):
         calls["n"] += 1
         if calls["n"] > 5:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return original(self, name, start, rows)
+        return original(self, name, start, rows, chunks)
 
     monkeypatch.setattr(StreamingWriter, "write", failing_write)
     with pytest.raises(OSError, match="No space left"):
@@ -203,3 +203,39 @@ def test_a_full_disk_leaves_no_file(fake_source, tmp_path, monkeypatch):
         )
     assert not (tmp_path / "full.h5").exists()
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_many_chunks_per_block_and_a_padded_last_chunk(fake_source, tmp_path, monkeypatch, workers):
+    """Chunks of 7 images and render blocks of 3 chunks, so splits of 120 / 30 / 250 images span
+    many blocks, end in a part-filled (zero-padded) chunk, and the workers' encoded chunks go
+    through write_direct_chunk at every alignment: the file verifies and holds the same images
+    as a build with the default (one chunk per split) layout."""
+    from scale_datasets import build as build_module
+    from scale_datasets.storage import format as storage_format
+
+    plain = build(
+        "mnist-scale",
+        tmp_path / "plain.h5",
+        source_dir=fake_source,
+        realisations=1,
+        workers=1,
+        **SMALL,
+    )
+    monkeypatch.setattr(storage_format, "TARGET_CHUNK_BYTES", 784 * 7)
+    monkeypatch.setattr(build_module, "BLOCK_BYTES", 784 * 7 * 3)
+    small = build(
+        "mnist-scale",
+        tmp_path / "small.h5",
+        source_dir=fake_source,
+        realisations=1,
+        workers=workers,
+        **SMALL,
+    )
+    verify_file(small)
+    assert read_info(small).content_sha256 == read_info(plain).content_sha256
+    with h5py.File(plain, "r") as a, h5py.File(small, "r") as b:
+        for split in ("train", "val", "test"):
+            images = b[f"realisation_0/{split}/images"]
+            assert images.chunks[0] == 7 and images.shape[0] % 7 != 0
+            np.testing.assert_array_equal(images[:], a[f"realisation_0/{split}/images"][:])

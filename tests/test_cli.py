@@ -167,7 +167,7 @@ def test_unwritable_output_folder_exit_1(fake_source, tmp_path, capsys):
 
 
 def test_full_disk_exit_1_and_no_file(fake_source, tmp_path, capsys, monkeypatch):
-    def no_space(self, name, start, rows):
+    def no_space(self, name, start, rows, chunks=None):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(StreamingWriter, "write", no_space)

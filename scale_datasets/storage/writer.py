@@ -80,28 +80,31 @@ class StreamingWriter:
             h5.create_dataset(ds.name, shape=ds.shape, dtype=dtype, **options)
             self._digests[ds.name] = DatasetDigest(ds.name, dtype_name(dtype), ds.shape)
 
-    def write(self, name: str, start: int, rows: np.ndarray) -> None:
-        """Write rows [start, start + len(rows)) of dataset `name`; rows must come in order."""
-        digest = self._digests[name]
-        if start != digest.rows_seen:
-            raise RuntimeError(f"rows of {name} out of order: {start} != {digest.rows_seen}")
-        if len(rows):
-            self._h5[name][start : start + len(rows)] = rows
-        digest.update(np.asarray(rows, dtype=np.dtype(digest.dtype)))
+    def write(
+        self, name: str, start: int, rows: np.ndarray, chunks: list[bytes] | None = None
+    ) -> None:
+        """Write rows [start, start + len(rows)) of dataset `name`; rows must come in order.
 
-    def write_encoded(self, name: str, start: int, rows: np.ndarray, chunks: list[bytes]) -> None:
-        """Like `write`, with the chunks already encoded (see storage.chunks); `start` must be
-        chunk-aligned."""
+        With `chunks` (the rows already encoded, one entry per HDF5 chunk: see storage.chunks)
+        they are stored as they are; `start` must then be chunk-aligned.
+        """
         digest = self._digests[name]
         if start != digest.rows_seen:
             raise RuntimeError(f"rows of {name} out of order: {start} != {digest.rows_seen}")
         dataset = self._h5[name]
-        chunk_rows = dataset.chunks[0]
-        if start % chunk_rows:
-            raise RuntimeError(f"{name}: encoded block at row {start} is not chunk-aligned")
-        zeros = (0,) * (dataset.ndim - 1)
-        for k, chunk in enumerate(chunks):
-            dataset.id.write_direct_chunk((start + k * chunk_rows, *zeros), chunk)
+        if chunks is None:
+            if len(rows):
+                dataset[start : start + len(rows)] = rows
+        else:
+            chunk_rows = dataset.chunks[0]
+            if start % chunk_rows or len(chunks) != -(-len(rows) // chunk_rows):
+                raise RuntimeError(
+                    f"{name}: {len(chunks)} encoded chunks for rows {start}..{start + len(rows)} "
+                    f"do not match the dataset's chunks of {chunk_rows} rows"
+                )
+            zeros = (0,) * (dataset.ndim - 1)
+            for k, chunk in enumerate(chunks):
+                dataset.id.write_direct_chunk((start + k * chunk_rows, *zeros), chunk)
         digest.update(np.asarray(rows, dtype=np.dtype(digest.dtype)))
 
     def finish(self) -> str:
