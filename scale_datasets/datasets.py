@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import InvalidParameterError
+from .ops.pixels import to_unit_float
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .storage.format import realisation_group
 from .storage.reader import open_ours
@@ -28,11 +29,6 @@ __all__ = ["MNIST_SCALE_MEAN", "MNIST_SCALE_STD", "MNISTScale"]
 # Per-worker HDF5 chunk cache in lazy mode: a few dozen 256 KiB chunks, so sequential and
 # batch reads decompress each chunk once.
 LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
-
-
-def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels as float32 in [0, 1] (one rounding: x / 255 in float32)."""
-    return pixels.astype(np.float32) / np.float32(255)
 
 
 class MNISTScale(Dataset):
@@ -125,7 +121,7 @@ class MNISTScale(Dataset):
     def __getitems__(self, indices: list[int]) -> list[tuple[Any, ...]]:
         """A whole batch with one read and one conversion (the DataLoader calls this)."""
         idx = self._checked(indices)
-        images = torch.from_numpy(_to_unit_float(self._pixels(idx)))
+        images = torch.from_numpy(to_unit_float(self._pixels(idx)))
         if images.ndim == 3:  # grey: add the channel axis
             images = images.unsqueeze(1)
         return [self._item(images[n], int(i)) for n, i in enumerate(idx)]

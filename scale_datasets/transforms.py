@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidParameterError
+from .ops.pixels import to_unit_float
 from .ops.scaling import scale_about_centre
 
 
@@ -56,7 +57,7 @@ class RandomScale:
         out = scale_about_centre(
             channels, np.full(len(channels), scale), interpolation=self.interpolation
         )
-        return torch.from_numpy(out.reshape(pixels.shape).astype(np.float32) / 255.0)
+        return torch.from_numpy(to_unit_float(out.reshape(pixels.shape)))
 
     def __repr__(self) -> str:
         return f"RandomScale(min_scale={self.min_scale}, max_scale={self.max_scale})"
