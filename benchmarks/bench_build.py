@@ -43,6 +43,7 @@ from scale_datasets.parallel import default_workers
 from scale_datasets.presets.base import Plan, SplitPlan
 from scale_datasets.presets.mnist_scale import PRESET, MNISTScaleParams
 from scale_datasets.sources import SourceData, load_mnist_like
+from scale_datasets.storage.reader import read_info
 
 TARGET_WALL_S = 10.0
 TARGET_MB = 100.0
@@ -202,11 +203,6 @@ def sample_check(
     return same, checked
 
 
-def content_sha(path: Path) -> str:
-    with h5py.File(path, "r") as h5:
-        return str(h5.attrs["content_sha256"])
-
-
 def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -319,7 +315,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     plan_ok = file_matches_plan(main_path, plan)
     ref_same, ref_compared = reference_equals_file(main_path, rendered)
     sample_same, sampled = sample_check(main_path, source, params, args.check, args.seed)
-    shas = {w: content_sha(p) for w, p in paths.items()}
+    shas = {w: read_info(p).content_sha256 for w, p in paths.items()}
     deterministic = len(set(shas.values())) == 1
 
     if args.profile > 0:
