@@ -2,9 +2,10 @@
 
 Each worker is a process of its own with one pipe: task k goes to worker k mod W and results
 are read back in task order, so the output is the same whatever the number of workers, at most
-two tasks per worker are in flight (memory stays bounded), and there is no shared queue, lock or
-helper thread that could deadlock when a build is interrupted: on any error the workers are
-simply killed.
+two tasks per worker are in flight (memory stays bounded), and the parent has no shared queue,
+lock or helper thread that could deadlock when a build is interrupted: on any error the workers
+are simply killed. (Inside a worker, one thread reads tasks while another sends results, so
+large messages in both directions cannot block each other.)
 
 Workers start with an explicit method ("spawn": safe with threads, the same on every OS) and get
 the big read-only state (the source pool) once: an array goes through a memory-mapped .npy file,
@@ -16,8 +17,10 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import queue
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,18 +61,29 @@ def _worker_main(conn: Connection, state: Any) -> None:
     for sig in _PARENT_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     _STATE = state.load() if isinstance(state, _ArrayFile) else state
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
+    # A reader thread takes tasks off the pipe while this thread computes and sends results:
+    # otherwise a big task (small canvases make long index arrays) and a big result could fill
+    # both directions of the pipe, each side blocked in send (the parent keeps at most
+    # TASKS_IN_FLIGHT_PER_WORKER tasks in flight, so the queue stays that short).
+    tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_tasks, args=(conn, tasks), daemon=True).start()
+    while (task := tasks.get()) is not None:
         fn, args = task
         try:
             conn.send((True, fn(*args)))
         except Exception as exc:
             conn.send((False, exc))
+
+
+def _read_tasks(conn: Connection, tasks: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            task = None
+        tasks.put(task)
+        if task is None:
+            return
 
 
 def default_workers() -> int:

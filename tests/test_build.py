@@ -13,6 +13,7 @@ from conftest import SMALL
 from scale_datasets.build import build, merge
 from scale_datasets.errors import InvalidParameterError, OutputExistsError
 from scale_datasets.ops.scaling import pil_scale_about_centre
+from scale_datasets.parallel import ordered_map
 from scale_datasets.sources import load_mnist_like
 from scale_datasets.storage.reader import read_info
 from scale_datasets.storage.verify import verify_file
@@ -239,3 +240,13 @@ def test_many_chunks_per_block_and_a_padded_last_chunk(fake_source, tmp_path, mo
             images = b[f"realisation_0/{split}/images"]
             assert images.chunks[0] == 7 and images.shape[0] % 7 != 0
             np.testing.assert_array_equal(images[:], a[f"realisation_0/{split}/images"][:])
+
+
+def test_big_tasks_and_big_results_do_not_deadlock_the_workers():
+    """Tasks and results both larger than a pipe's buffer (a small canvas makes long index
+    arrays per block): each side used to block in send, forever."""
+    big = np.arange(1_000_000, dtype=np.float32)
+    out = list(ordered_map([(np.negative, (big + k,)) for k in range(8)], None, 2))
+    assert len(out) == 8
+    for k, result in enumerate(out):
+        np.testing.assert_array_equal(result, -(big + k))
