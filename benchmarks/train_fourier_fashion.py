@@ -129,8 +129,8 @@ def main() -> None:
     print(f"mean accuracy {np.mean(list(accuracy.values())):.4f}, at 28x28 {accuracy[28]:.4f}")
     print(f"scale consistency (same class at all 21 resolutions): {consistency:.4f}")
     print(
-        f"equivariance error of the final features (float64, 256 images, r = 8..27 vs 28): "
-        f"{features.mean:.2e}"
+        f"equivariance error of the final features (float64, {len(sample)} images, "
+        f"r = 8..27 vs 28): {features.mean:.2e}"
     )
     print(
         f"logits of D_r(x) vs the head's entry at r for x (max relative difference): {logits:.2e}"

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import InvalidParameterError
 from .ops.pixels import to_unit_float
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .storage.format import realisation_group
-from .storage.reader import open_ours
+from .storage.reader import open_ours, split_group
 
 __all__ = ["MNIST_SCALE_MEAN", "MNIST_SCALE_STD", "MNISTScale"]
 
@@ -53,17 +52,7 @@ class MNISTScale(Dataset):
         self.in_memory = in_memory
         self._key = f"{realisation_group(realisation)}/{split}"
         with open_ours(self.path) as h5:
-            if realisation_group(realisation) not in h5:
-                have = sorted(int(g.split("_")[1]) for g in h5 if g.startswith("realisation_"))
-                raise InvalidParameterError(
-                    f"realisation: {realisation} is not in {self.path} (it has {have})"
-                )
-            if self._key not in h5:
-                have = sorted(h5[realisation_group(realisation)])
-                raise InvalidParameterError(
-                    f"split: {split!r} is not in {self.path} (it has {', '.join(have)})"
-                )
-            group = h5[self._key]
+            group = split_group(h5, realisation, split)
             self.labels: np.ndarray = group["labels"][:]
             self.scales: np.ndarray = group["scales"][:]
             self.source_index: np.ndarray = group["source_index"][:]

@@ -8,8 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InvalidParameterError
-from .storage.format import realisation_group
-from .storage.reader import open_ours
+from .storage.reader import open_ours, split_group
 
 CAPTION_PX = 14
 GAP_PX = 2  # grey lines between tiles, so black backgrounds do not run together
@@ -26,16 +25,14 @@ def preview_grid(
     """Samples spread evenly over the range of scales (smallest first), as one image."""
     if count < 1 or zoom < 1 or columns < 1:
         raise InvalidParameterError("count, zoom and columns must be >= 1")
-    key = f"{realisation_group(realisation)}/{split}"
     with open_ours(path) as h5:
-        if key not in h5:
-            raise InvalidParameterError(f"split: {key} is not in {path}")
-        scales = h5[key]["scales"][:]
+        group = split_group(h5, realisation, split)
+        scales = group["scales"][:]
         order = np.argsort(scales, kind="stable")
         picks = np.unique(order[np.linspace(0, len(order) - 1, min(count, len(order))).astype(int)])
         picks = picks[np.argsort(scales[picks], kind="stable")]
-        images = h5[key]["images"][np.sort(picks)]
-        labels = h5[key]["labels"][np.sort(picks)]
+        images = group["images"][np.sort(picks)]
+        labels = group["labels"][np.sort(picks)]
     by_index = {int(i): n for n, i in enumerate(np.sort(picks))}
     height, width = images.shape[-2:]
     tile_w, tile_h = width * zoom + GAP_PX, height * zoom + CAPTION_PX + GAP_PX

@@ -159,11 +159,37 @@ def test_corrupt_sources_exit_4(tmp_path, capsys):
         _no_output(tmp_path, out.name)
 
 
+@pytest.mark.parametrize("parent", ["no-such-folder", "a-file"])
+def test_an_output_folder_that_is_not_one_is_exit_2_before_any_work(
+    fake_source, tmp_path, capsys, parent
+):
+    (tmp_path / "a-file").write_text("not a folder")
+    assert run(_build(tmp_path / parent / "x.h5", fake_source)) == 2
+    line = _only_line(capsys.readouterr().err)
+    assert line == f"error: out: {tmp_path / parent} is not an existing folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_unwritable_output_folder_exit_1(fake_source, tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    assert run(_build(blocker / "x.h5", fake_source)) == 1
-    assert "file" in _only_line(capsys.readouterr().err)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert run(_build(locked / "x.h5", fake_source)) == 1
+    assert "Permission denied" in _only_line(capsys.readouterr().err)
+
+
+def test_preview_of_a_realisation_the_file_lacks_names_the_realisation(
+    small_build, tmp_path, capsys
+):
+    out = tmp_path / "p.png"
+    assert run(["preview", str(small_build), "--realisation", "5", "--out", str(out)]) == 2
+    line = _only_line(capsys.readouterr().err)
+    assert line == f"error: realisation: 5 is not in {small_build} (it has [0, 1])"
+    assert not out.exists()
+
+
+def test_help_shows_bracketed_defaults(capsys):
+    assert run(["build", "--help"]) == 0
+    assert "Output file [default: ./<preset>-<source>.h5]." in capsys.readouterr().out
 
 
 def test_full_disk_exit_1_and_no_file(fake_source, tmp_path, capsys, monkeypatch):

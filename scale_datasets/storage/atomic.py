@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputExistsError
+from ..errors import InvalidParameterError, OutputExistsError
 
 
 def temp_path_for(out: Path) -> Path:
@@ -25,6 +25,8 @@ def check_can_create(out: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
     if out.exists() and out.is_dir():
         raise OutputExistsError(f"{out} is a directory, not a file path")
+    if not out.parent.is_dir():
+        raise InvalidParameterError(f"out: {out.parent} is not an existing folder")
 
 
 def _fsync_dir(folder: Path) -> None:

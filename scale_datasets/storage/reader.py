@@ -9,8 +9,8 @@ from typing import Any
 
 import h5py
 
-from ..errors import IntegrityError
-from .format import FORMAT_NAME, FORMAT_VERSION
+from ..errors import IntegrityError, InvalidParameterError
+from .format import FORMAT_NAME, FORMAT_VERSION, realisation_group
 
 SAMPLE_COLUMNS = ("images", "labels", "scales", "source_index")
 SPLIT_ORDER = ("train", "val", "test")
@@ -78,6 +78,23 @@ def open_ours(path: Path | str) -> h5py.File:
             f"{path}: format version {version}, this package reads {FORMAT_VERSION}"
         )
     return h5
+
+
+def split_group(h5: h5py.File, realisation: int, split: str) -> h5py.Group:
+    """The group of one split of one realisation; a missing one names the field and what the
+    file has instead."""
+    group = realisation_group(realisation)
+    if group not in h5:
+        have = sorted(int(g.split("_")[1]) for g in h5 if g.startswith("realisation_"))
+        raise InvalidParameterError(
+            f"realisation: {realisation} is not in {h5.filename} (it has {have})"
+        )
+    if split not in h5[group]:
+        have = sorted(h5[group])
+        raise InvalidParameterError(
+            f"split: {split!r} is not in {h5.filename} (it has {', '.join(have)})"
+        )
+    return h5[group][split]
 
 
 def _json_attr(h5: h5py.File, key: str) -> Any:
