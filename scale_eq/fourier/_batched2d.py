@@ -48,7 +48,13 @@ from ._batched import (
     synthesis_stack,
     variance_weights,
 )
-from ._grids import Step, analysis_matrix, kept, lowpass_matrix, partition, signed
+from ._coefficients import (
+    ReadCoefficients,
+    coefficient_reader,
+    real_coefficients,
+    real_coefficients_backward,
+)
+from ._grids import Step, kept, lowpass_matrix, partition, signed
 
 _MAX_BUCKETS = 5
 
@@ -80,7 +86,8 @@ def plan_2d(
 ) -> Plan:
     """The input-size dependent part of the batched 2D forward, around shared buckets."""
     width = 2 * kept(steps[-1].res) + 1
-    shared: dict[str, Tensor] = {"analysis": analysis_matrix(n, kept(steps[-1].res))}
+    shared: dict[str, Tensor] = {}
+    shared["coef_idx"] = coefficient_reader(n, kept(steps[-1].res))
     if norm:
         shared["var_w"] = variance_weights(steps, width, 2)  # (R, K^2)
     out_n = -(-n // pool)
@@ -430,20 +437,19 @@ class _Layer2d(torch.autograd.Function):
         keep: bool,
     ) -> Tensor:
         t = plan.tensors
-        out = spectrum.new_empty(spectrum.shape[0], plan.out_n**2)
+        out = spectrum.new_empty(plan.out_n**2, spectrum.shape[1])
         chunks = []
-        for i in range(0, spectrum.shape[0], size):
-            coeffs = _coefficients(spectrum[i : i + size], plan)
+        for i in range(0, spectrum.shape[1], size):
+            coeffs = real_coefficients(spectrum[:, i : i + size], t["coef_idx"])
             scale = offset = None
             if weight is not None and bias is not None:
                 scale, offset = norm_affine(*_moments(coeffs, plan), weight, bias, eps)
             saved: list[Tensor | None] = []
             table = _table(coeffs, scale, offset, plan, activation, saved)
             re, im = table.index_select(0, t["gather_idx"]).view(2, -1, coeffs.shape[-1])
-            dst = torch.view_as_real(out[i : i + size])
-            dst[..., 0].copy_(re.T)
-            torch.mul(im, t["gather_sign"], out=im)
-            dst[..., 1].copy_(im.T)
+            dst = torch.view_as_real(out[:, i : i + size])
+            dst[..., 0].copy_(re)
+            torch.mul(im, t["gather_sign"], out=dst[..., 1])
             if keep:  # nothing is kept for inference, so its chunks reuse the same memory
                 chunks.append((coeffs if weight is not None else None, scale, saved))
         ctx.plan, ctx.activation, ctx.eps, ctx.size = plan, activation, eps, size
@@ -457,18 +463,20 @@ class _Layer2d(torch.autograd.Function):
         weight, bias = ctx.saved_tensors
         plan: Plan = ctx.plan
         t, n, size = plan.tensors, plan.n, ctx.size
-        g_spectrum = g_out.new_empty(g_out.shape[0], n, n) if ctx.needs_input_grad[0] else None
+        g_spectrum = None
+        if ctx.needs_input_grad[0]:
+            g_spectrum = g_out.new_zeros(n * n, g_out.shape[1])
         g_weight = g_bias = None
         if weight is not None:
             g_weight, g_bias = torch.zeros_like(weight), torch.zeros_like(bias)
         idx = t["gather_idx"]
         for c, (coeffs, scale, saved) in enumerate(ctx.chunks):
             i = c * size
-            g = torch.view_as_real(g_out[i : i + size])  # (maps, M * M, 2)
-            m = g.shape[0]
+            g = torch.view_as_real(g_out[:, i : i + size])  # (M * M, maps, 2)
+            m = g.shape[1]
             g_table = g.new_zeros(plan.table_rows, m)
-            g_im = g[..., 1].T * t["gather_sign"]
-            g_table.index_add_(0, idx, torch.cat([g[..., 0].T, g_im]))
+            g_im = g[..., 1] * t["gather_sign"]
+            g_table.index_add_(0, idx, torch.cat([g[..., 0], g_im]))
             g_coeffs, g_scale, g_offset = _table_backward(
                 g_table, scale, plan, ctx.activation, saved
             )
@@ -482,26 +490,8 @@ class _Layer2d(torch.autograd.Function):
                 g_weight += d_w
                 g_bias += d_b
             if g_spectrum is not None:
-                _coefficients_backward(g_coeffs, plan, out=g_spectrum[i : i + size])
+                real_coefficients_backward(g_coeffs, t["coef_idx"], g_spectrum[:, i : i + size])
         return g_spectrum, g_weight, g_bias, None, None, None, None, None
-
-
-def _coefficients(spectrum: Tensor, plan: Plan) -> Tensor:
-    """Real Fourier coefficients Xc = C x C^T of x = Re ifft2(spectrum), laid out (K, K, maps)."""
-    C = plan.tensors["analysis"]
-    m, n, K = spectrum.shape[0], plan.n, plan.modes
-    x = torch.fft.ifft2(spectrum, norm="forward").real  # (maps, N, N)
-    h = (x.reshape(m * n, n) @ C.T).view(m, n, K)
-    return (C @ h.permute(1, 2, 0).reshape(n, K * m)).view(K, K, m)
-
-
-def _coefficients_backward(g: Tensor, plan: Plan, out: Tensor) -> None:
-    """The transpose of :func:`_coefficients`, written into `out` (maps, N, N) complex: the
-    gradient of Re ifft2 (norm "forward") is the unnormalised fft2."""
-    C = plan.tensors["analysis"]
-    K, m, n = plan.modes, g.shape[-1], plan.n
-    g_h = (C.T @ g.reshape(K, K * m)).view(n, K, m).permute(2, 0, 1).reshape(m * n, K)
-    torch.fft.fft2((g_h @ C).view(m, n, n), norm="backward", out=out)
 
 
 def _moments(coeffs: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
@@ -543,7 +533,7 @@ def forward_2d(
     pool: int,
     size: int,
 ) -> Tensor:
-    """The 2D layer on (maps, N, N) spectra, `size` maps per chunk -> (maps, M * M) spectra.
+    """The 2D layer on (N N, maps) spectra, `size` maps per chunk -> (M M, maps) spectra.
 
     ``norm`` is the (weight, bias) of the plan's resolutions, each (R, C), and eps. Without
     pooling, :class:`_Layer2d` with its hand-written backward; with it, plain autograd.
@@ -554,8 +544,8 @@ def forward_2d(
             spectrum.requires_grad or (weight is not None and weight.requires_grad)
         )
         return _Layer2d.apply(spectrum, weight, bias, plan, activation, eps, size, keep)
-    outs = [_pooled_chunk(s, plan, norm, activation, pool) for s in spectrum.split(size)]
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
+    outs = [_pooled_chunk(s, plan, norm, activation, pool) for s in spectrum.split(size, 1)]
+    return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
 
 def _pooled_chunk(
@@ -565,10 +555,10 @@ def _pooled_chunk(
     activation: Activation,
     pool: int,
 ) -> Tensor:
-    """The pooled layer on a chunk of maps, with autograd: (maps, N, N) -> (maps, M * M)."""
+    """The pooled layer on a chunk of maps, with autograd: (N N, maps) -> (M M, maps)."""
     t = plan.tensors
-    m = spectrum.shape[0]
-    coeffs = _coefficients(spectrum, plan)
+    m = spectrum.shape[1]
+    coeffs = ReadCoefficients.apply(spectrum, t["coef_idx"])
     scale = offset = None
     if norm is not None:
         scale, offset = norm_affine(*_moments(coeffs, plan), *norm)
@@ -581,4 +571,4 @@ def _pooled_chunk(
         parts += _extract(_pooled(a, b, pool), b)
     table = torch.cat(parts)  # (L, maps)
     re, im = table.index_select(0, t["gather_idx"]).view(2, -1, m)  # (M * M, maps) each
-    return torch.complex(re.T, (im * t["gather_sign"]).T)
+    return torch.complex(re, im * t["gather_sign"])

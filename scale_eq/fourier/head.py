@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._coefficients import ReadCoefficients, coefficient_reader
 from ._grids import analysis_matrix, kept, synthesis_matrix
+from ._layout import mode_major
 
 __all__ = ["ScaleConsistentHead", "consistency_loss", "head_resolutions"]
 
@@ -86,7 +88,7 @@ class ScaleConsistentHead(nn.Module):
         self.pool_window = pool_window
         self.dims = dims
         self.num_features = in_channels * math.ceil(grid_size / pool_window) ** dims
-        self._lifts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see _lift
+        self._lifts: dict[tuple, tuple] = {}  # see _lift and _synthesis
         self.mlp = nn.Sequential(
             nn.LayerNorm(self.num_features),
             nn.Dropout(dropout_in),
@@ -104,39 +106,47 @@ class ScaleConsistentHead(nn.Module):
     def features(self, spectrum: torch.Tensor) -> torch.Tensor:
         """(B, R, num_features): the pooled map of each resolution's crop, before the MLP.
 
-        All crops at once: the crop of ``|k| <= m`` synthesised on the g grid is the real map
-        ``Y_m = L_m x L_m^T`` (1D: ``L_m x``), with x the n-sample feature map and
-        ``L_m = synthesis_matrix(g, m) @ analysis_matrix(n, m)``. Resolutions that keep the same
-        m share a crop, and every distinct m is one stacked GEMM plus one batched GEMM (the loop
-        of :func:`~.reference.reference_head_features`, an FFT per resolution, took 2.5x as long
+        The crop of ``|k| <= m`` synthesised on the g grid is ``Y_m = S_m Xc_m S_m^T``, with
+        ``Xc_m`` the leading (2m + 1) block of the feature maps' real Fourier coefficients and
+        ``S_m = synthesis_matrix(g, m)``. Resolutions that keep the same m share a crop. In 2D
+        the coefficients are read off the mode-major spectrum (no FFT) and every crop is two
+        GEMMs and a max-pool with the maps innermost (the loop of
+        :func:`~.reference.reference_head_features`, an FFT per resolution, took 4x as long
         for a forward + backward of 128 x 100 maps on a 2-core CPU).
         """
         n = self._check_spectrum(spectrum)
-        g, p, dims = self.grid_size, self.pool_window, self.dims
+        if self.dims == 2:
+            return self._features_2d(spectrum, n)
+        g, p = self.grid_size, self.pool_window
         lift, index = self._lift(n, spectrum.real.dtype, spectrum.device)  # (M, g, n), (R,)
-        axes = tuple(range(-dims, 0))
-        x = torch.fft.ifftn(spectrum, dim=axes, norm="forward").real
+        x = torch.fft.ifft(spectrum, norm="forward").real
         b, c, crops = x.shape[0], x.shape[1], lift.shape[0]
-        if dims == 2:
-            # Y[m, i, (b, c), j] = sum_kl L[m, i, k] x[(b, c), k, l] L[m, j, l]
-            rows = x.reshape(b * c, n, n).transpose(0, 1).reshape(n, b * c * n)
-            u = (lift.reshape(crops * g, n) @ rows).reshape(crops, g * b * c, n)
-            y = torch.bmm(u, lift.transpose(1, 2)).reshape(crops, g, b * c, g)
-            # max-pool: within-cell columns first (contiguous), then rows on the smaller result;
-            # max with indices back-propagates by a scatter (amax's backward is dense)
-            y = _pad_to_cells(y, 3, p)
-            cells = y.shape[3] // p
-            y = y.reshape(crops, g, b, c, cells, p).max(dim=-1).values
-            y = _pad_to_cells(y, 1, p)
-            y = y.reshape(crops, cells, p, b, c, cells).max(dim=2).values  # (M, ci, b, c, cj)
-            pooled = y.permute(2, 0, 3, 1, 4).reshape(b, crops, self.num_features)
-        else:
-            y = (lift.reshape(crops * g, n) @ x.reshape(b * c, n).T).reshape(crops, g, b * c)
-            y = _pad_to_cells(y, 1, p)
-            cells = y.shape[1] // p
-            y = y.reshape(crops, cells, p, b, c).max(dim=2).values  # (M, cells, b, c)
-            pooled = y.permute(2, 0, 3, 1).reshape(b, crops, self.num_features)
+        y = (lift.reshape(crops * g, n) @ x.reshape(b * c, n).T).reshape(crops, g, b * c)
+        y = _pad_to_cells(y, 1, p)
+        cells = y.shape[1] // p
+        y = y.reshape(crops, cells, p, b, c).max(dim=2).values  # (M, cells, b, c)
+        pooled = y.permute(2, 0, 3, 1).reshape(b, crops, self.num_features)
         return pooled[:, index]
+
+    def _features_2d(self, spectrum: torch.Tensor, n: int) -> torch.Tensor:
+        g, p = self.grid_size, self.pool_window
+        b, c = spectrum.shape[:2]
+        dtype, device = spectrum.real.dtype, spectrum.device
+        syn, index, reader = self._synthesis(n, dtype, device)
+        coeffs = ReadCoefficients.apply(mode_major(spectrum).view(n * n, b * c), reader)
+        pooled = []
+        for s in syn:  # (g, d) per distinct crop
+            d = s.shape[1]
+            u = torch.matmul(s, coeffs[:d, :d])  # second axis: (d, g, maps)
+            y = (s @ u.reshape(d, g * b * c)).view(g, g, b * c)  # first axis: (g, g, maps)
+            # max-pool with the maps innermost: rows, then columns (max with indices
+            # back-propagates by a scatter; amax's backward is dense)
+            y = _pad_to_cells(_pad_to_cells(y, 0, p), 1, p)
+            cells = y.shape[0] // p
+            y = y.view(cells, p, -1).max(dim=1).values.view(cells, cells, p, b * c)
+            pooled.append(y.max(dim=2).values)  # (ci, cj, maps)
+        out = torch.stack(pooled).view(len(syn), cells, cells, b, c)
+        return out.permute(3, 0, 4, 1, 2).reshape(b, len(syn), self.num_features)[:, index]
 
     def _check_spectrum(self, spectrum: torch.Tensor) -> int:
         if not spectrum.is_complex() or spectrum.dim() != self.dims + 2:
@@ -168,6 +178,22 @@ class ScaleConsistentHead(nn.Module):
             lift = torch.stack([synthesis_matrix(g, m) @ analysis_matrix(n, m) for m in ms])
             index = torch.tensor([ms.index(m) for m in per_res])
             hit = self._lifts[key] = (lift.to(dtype=dtype, device=device), index.to(device))
+        return hit
+
+    def _synthesis(
+        self, n: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(S_m per distinct crop m, each resolution's crop, the coefficient reader) for n x n
+        maps, cached per (n, dtype, device) outside the state_dict."""
+        key = ("2d", n, dtype, device)
+        hit = self._lifts.get(key)
+        if hit is None:
+            g = self.grid_size
+            per_res = [kept(min(r, g, n)) for r in self.resolutions(n)]
+            ms = sorted(set(per_res))
+            syn = [synthesis_matrix(g, m).to(dtype=dtype, device=device) for m in ms]
+            index = torch.tensor([ms.index(m) for m in per_res], device=device)
+            hit = self._lifts[key] = (syn, index, coefficient_reader(n, ms[-1]).to(device))
         return hit
 
     def forward(self, spectrum: torch.Tensor) -> torch.Tensor:

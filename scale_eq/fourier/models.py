@@ -116,6 +116,9 @@ class FourierBlock(nn.Module):
         self.nl = _nonlinearity(dims, activation, spec, out, normalization, spec.pool_window)
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        if len(self.convs) == 1 and isinstance(self.convs[0], SpectralConv2d):
+            # conv + skip in one product (see SpectralConv2d.forward)
+            return self.nl(self.convs[0](x_ft, skip=self.skip.weight))
         out = self.skip(x_ft)
         if self.convs:
             h = x_ft

@@ -37,6 +37,7 @@ from ._batched import Activation, Bucket, Plan, cast
 from ._batched1d import forward_1d, plan_1d
 from ._batched2d import bucket_2d, bucket_sizes, forward_2d, plan_2d
 from ._grids import Step, schedule
+from ._layout import from_mode_major, mode_major
 
 __all__ = ["ScaleEqNonlinearity", "ScaleEqNonlinearity1d"]
 
@@ -244,11 +245,11 @@ class ScaleEqNonlinearity(_ScaleEqBase):
         plan = self._plan(n, dtype, spectrum.device)
         B, C, m = spectrum.shape[0], spectrum.shape[1], plan.out_n
         size = plan.chunk_size(dtype.itemsize, spectrum.device, C)  # whole samples per chunk
-        flat = spectrum.reshape(B * C, n, n)
+        flat = mode_major(spectrum).view(n * n, B * C)  # no copy when mode-major already
         out = forward_2d(
             flat, plan, self._norm_params(plan), self.activation, self.pool_window, size
         )
-        return out.reshape(B, C, m, m)
+        return from_mode_major(out.view(m * m, B, C), m, m)
 
 
 class ScaleEqNonlinearity1d(_ScaleEqBase):

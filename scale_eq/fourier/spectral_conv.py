@@ -27,6 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ._layout import from_mode_major, is_mode_major, mode_major
+
 __all__ = [
     "SpectralConv1d",
     "SpectralConv2d",
@@ -233,7 +235,14 @@ class SpectralConv2d(_SpectralConvNd):
         """K[o, i, ky, kx] for |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid per axis)."""
         return self._kernel(dtype).permute(2, 3, 0, 1)
 
-    def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_ft: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """K(k) x(k) on the kept modes, 0 elsewhere; with ``skip`` (a real (Cout, Cin) matrix,
+        a :class:`SpectralSkip`'s weight) plus ``skip @ x(k)`` on every mode, in one product.
+
+        The result is mode-major (:func:`is_mode_major`): each mode's channel mix is a GEMM on
+        a contiguous (B, Cin) block, so neither the input (when it is mode-major already) nor
+        the output is transposed or gathered.
+        """
         self._check_input(x_ft)
         b, _, h, w = x_ft.shape
         mh = (min(self.global_modes, h) - 1) // 2
@@ -242,15 +251,22 @@ class SpectralConv2d(_SpectralConvNd):
         dev = x_ft.device
         ky, kx = _mode_index(mh, big, dev), _mode_index(mw, big, dev)
         iy, ix = _mode_index(mh, h, dev), _mode_index(mw, w, dev)
-        kernel = self._kernel(x_ft.dtype)[ky[:, None], kx[None, :]]  # (P, Q, Cin, Cout)
-        p, q = kernel.shape[:2]
-        low = x_ft.permute(2, 3, 0, 1)[iy[:, None], ix[None, :]]  # (P, Q, B, Cin)
-        mixed = torch.bmm(
-            low.reshape(p * q, b, self.in_channels), kernel.reshape(p * q, *kernel.shape[2:])
-        )
-        out = x_ft.new_zeros(b, self.out_channels, h, w)
-        out.permute(2, 3, 0, 1)[iy[:, None], ix[None, :]] = mixed.reshape(p, q, b, -1)
-        return out
+        pos = (iy[:, None] * w + ix[None, :]).reshape(-1)  # kept modes, flat in (H, W)
+        cin, cout = self.in_channels, self.out_channels
+        kernel = self._kernel(x_ft.dtype)[ky[:, None], kx[None, :]].reshape(-1, cin, cout)
+        xm = mode_major(x_ft)  # (H W, B, Cin)
+        if skip is not None or 4 * pos.numel() >= 3 * h * w:
+            # (nearly) every mode is mixed: one product over all modes with the kernel
+            # scattered into the skip matrix (or zeros), and no copy of the input or output
+            if skip is None:
+                full = kernel.new_zeros(h * w, cin, cout)
+            else:
+                full = skip.T.to(kernel.dtype).expand(h * w, cin, cout)
+            out = torch.bmm(xm, torch.index_add(full, 0, pos, kernel))
+        else:  # a few low modes of a large input: mix only those
+            mixed = torch.bmm(xm.index_select(0, pos), kernel)
+            out = torch.index_copy(xm.new_zeros(h * w, b, cout), 0, pos, mixed)
+        return from_mode_major(out, h, w)
 
 
 class SpectralConv1d(_SpectralConvNd):
@@ -317,6 +333,11 @@ class SpectralSkip(nn.Module):
                 f"SpectralSkip takes a complex (B, {self.in_channels}, ...) spectrum, "
                 f"got {tuple(x_ft.shape)} {x_ft.dtype}"
             )
+        if is_mode_major(x_ft):  # keep the layout: one GEMM on the (H W B, Cin) rows
+            b, _, h, w = x_ft.shape
+            rows = mode_major(x_ft).reshape(-1, self.in_channels)
+            out = rows @ self.weight.T.to(x_ft.dtype)
+            return from_mode_major(out.view(h * w, b, self.out_channels), h, w)
         # A real matrix acts on the real and imaginary parts alike: one real GEMM on the
         # interleaved (re, im) view costs a quarter of a complex one.
         w = self.weight.to(x_ft.real.dtype)
@@ -346,6 +367,8 @@ class _SpectralConvBlock(nn.Module):
         self.skip = SpectralSkip(in_channels, out_channels, **kw) if skip else None
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
+        if self.skip is not None and isinstance(self.conv, SpectralConv2d):
+            return self.conv(x_ft, skip=self.skip.weight)  # conv + skip in one product
         out = self.conv(x_ft)
         return out if self.skip is None else out + self.skip(x_ft)
 
