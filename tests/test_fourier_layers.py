@@ -313,3 +313,12 @@ def test_consistency_loss():
     assert logits.grad is not None
     one = consistency_loss(logits[:, :1], target)
     assert one.item() == pytest.approx(ce[0].item(), rel=1e-6)
+
+
+def test_kernel_spectrum_is_indexed_out_channel_first():
+    conv2, conv1 = SpectralConv2d(2, 3, 9, 3), SpectralConv1d(2, 3, 9, 3)
+    assert conv2.kernel_spectrum().shape == (3, 2, 9, 9)
+    assert conv1.kernel_spectrum().shape == (3, 2, 9)
+    # the zero mode is the kernel's sum: K[o, i, 0] = sum of weight[o, i]
+    assert torch.allclose(conv2.kernel_spectrum()[:, :, 0, 0].real, conv2.weight.sum((2, 3)))
+    assert torch.allclose(conv1.kernel_spectrum()[:, :, 0].real, conv1.weight.sum(2))

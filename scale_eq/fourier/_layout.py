@@ -24,7 +24,9 @@ def is_mode_major(x: torch.Tensor) -> bool:
 def mode_major(x: torch.Tensor) -> torch.Tensor:
     """(H W, B, C) view of a (B, C, H, W) tensor (a copy only if not already mode-major)."""
     b, c, h, w = x.shape
-    return x.permute(2, 3, 0, 1).reshape(h * w, b, c)
+    # contiguous(), not reshape: reshape may return a strided view (a (B, C, H, W) tensor's
+    # H and W merge), which is not the layout
+    return x.permute(2, 3, 0, 1).contiguous().view(h * w, b, c)
 
 
 def from_mode_major(t: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -233,7 +233,7 @@ class SpectralConv2d(_SpectralConvNd):
 
     def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """K[o, i, ky, kx] for |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid per axis)."""
-        return self._kernel(dtype).permute(2, 3, 0, 1)
+        return self._kernel(dtype).permute(3, 2, 0, 1)  # stored (ky, kx, Cin, Cout)
 
     def forward(self, x_ft: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         """K(k) x(k) on the kept modes, 0 elsewhere; with ``skip`` (a real (Cout, Cin) matrix,
@@ -281,7 +281,7 @@ class SpectralConv1d(_SpectralConvNd):
 
     def kernel_spectrum(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """K[o, i, k] for |k| <= (G - 1) // 2 (fft order on a 2M + 1 grid)."""
-        return self._kernel(dtype).permute(1, 2, 0)
+        return self._kernel(dtype).permute(2, 1, 0)  # stored (k, Cin, Cout)
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
         self._check_input(x_ft)
