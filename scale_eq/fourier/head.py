@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ._coefficients import ReadCoefficients, coefficient_reader
 from ._grids import analysis_matrix, kept, synthesis_matrix
@@ -129,24 +130,13 @@ class ScaleConsistentHead(nn.Module):
         return pooled[:, index]
 
     def _features_2d(self, spectrum: torch.Tensor, n: int) -> torch.Tensor:
-        g, p = self.grid_size, self.pool_window
         b, c = spectrum.shape[:2]
-        dtype, device = spectrum.real.dtype, spectrum.device
-        syn, index, reader = self._synthesis(n, dtype, device)
+        syn, index, reader = self._synthesis(n, spectrum.real.dtype, spectrum.device)
         coeffs = ReadCoefficients.apply(mode_major(spectrum).view(n * n, b * c), reader)
-        pooled = []
-        for s in syn:  # (g, d) per distinct crop
-            d = s.shape[1]
-            u = torch.matmul(s, coeffs[:d, :d])  # second axis: (d, g, maps)
-            y = (s @ u.reshape(d, g * b * c)).view(g, g, b * c)  # first axis: (g, g, maps)
-            # max-pool with the maps innermost: rows, then columns (max with indices
-            # back-propagates by a scatter; amax's backward is dense)
-            y = _pad_to_cells(_pad_to_cells(y, 0, p), 1, p)
-            cells = y.shape[0] // p
-            y = y.view(cells, p, -1).max(dim=1).values.view(cells, cells, p, b * c)
-            pooled.append(y.max(dim=2).values)  # (ci, cj, maps)
-        out = torch.stack(pooled).view(len(syn), cells, cells, b, c)
-        return out.permute(3, 0, 4, 1, 2).reshape(b, len(syn), self.num_features)[:, index]
+        pooled = _PooledCrops2d.apply(coeffs, syn, self.pool_window)  # (M, ci, cj, maps)
+        cells = pooled.shape[1]
+        out = pooled.view(len(syn), cells, cells, b, c).permute(3, 0, 4, 1, 2)
+        return out.reshape(b, len(syn), self.num_features)[:, index]
 
     def _check_spectrum(self, spectrum: torch.Tensor) -> int:
         if not spectrum.is_complex() or spectrum.dim() != self.dims + 2:
@@ -200,6 +190,64 @@ class ScaleConsistentHead(nn.Module):
         """Per-resolution logits (B, R, num_classes); the last entry is the input's resolution."""
         feats = self.features(spectrum)
         return self.mlp(feats.to(self.mlp[0].weight.dtype))
+
+
+class _PooledCrops2d(torch.autograd.Function):
+    """Every crop's max-pooled map, from the (K, K, maps) real coefficients of the features.
+
+    Per crop m (``S_m`` (g, d), d = 2m + 1): ``Y_m = S_m Xc[:d, :d] S_m^T`` on the g grid (two
+    GEMMs, maps innermost), max-pooled with window p (ceil mode: the grid is padded with -inf)
+    -> (crops, cells, cells, maps). The backward is written by hand: it keeps only the argmax
+    indices and reuses one g x g buffer for every crop (autograd's version allocated a fresh
+    full-size zero tensor per crop for the max and the slice, and spent a third of its time
+    zero-filling new pages).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        coeffs: torch.Tensor,
+        syn: list[torch.Tensor],
+        p: int,
+    ) -> torch.Tensor:
+        g, maps = syn[0].shape[0], coeffs.shape[-1]
+        cells = -(-g // p)
+        y = coeffs.new_full((cells * p, cells * p, maps), float("-inf"))
+        inner = y[:g, :g]
+        out = coeffs.new_empty(len(syn), cells, cells, maps)
+        indices = []
+        for i, s in enumerate(syn):
+            d = s.shape[1]
+            u = torch.matmul(s, coeffs[:d, :d]).view(d, g * maps)  # second axis: (d, g, maps)
+            if inner.is_contiguous():
+                torch.mm(s, u, out=inner.view(g, g * maps))  # first axis
+            else:
+                inner.copy_((s @ u).view(g, g, maps))
+            rows, i_rows = y.view(cells, p, -1).max(dim=1)  # (ci, g_pad maps)
+            vals, i_cols = rows.view(cells, cells, p, maps).max(dim=2)
+            out[i] = vals
+            indices.append((i_rows, i_cols))
+        ctx.syn, ctx.p, ctx.shape, ctx.indices = syn, p, coeffs.shape, indices
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, g_out: torch.Tensor) -> tuple:  # type: ignore[override]
+        syn, p = ctx.syn, ctx.p
+        K, _, maps = ctx.shape
+        g = syn[0].shape[0]
+        cells = -(-g // p)
+        g_coeffs = g_out.new_zeros(K, K, maps)
+        g_rows = g_out.new_empty(cells, cells, p, maps)
+        g_y = g_out.new_empty(cells, p, cells * p * maps)
+        for i, (s, (i_rows, i_cols)) in enumerate(zip(syn, ctx.indices, strict=True)):
+            d = s.shape[1]
+            g_rows.zero_().scatter_(2, i_cols.unsqueeze(2), g_out[i].unsqueeze(2))
+            g_y.zero_().scatter_(1, i_rows.unsqueeze(1), g_rows.view(cells, 1, -1))
+            inner = g_y.view(cells * p, cells * p, maps)[:g, :g]
+            g_u = (s.T @ inner.reshape(g, g * maps)).view(d, g, maps)
+            g_coeffs[:d, :d] += torch.matmul(s.T, g_u)
+        return g_coeffs, None, None
 
 
 def _pad_to_cells(y: torch.Tensor, dim: int, p: int) -> torch.Tensor:
