@@ -5,7 +5,8 @@ norm and sigma per resolution. This computes the same numbers (to round-off, for
 backward) with a few batched matrix products on all resolutions at once:
 
 * the real Fourier coefficients of each map (``Xc = C x C^T`` on the basis [1, cos k, sin k],
-  frequency ordered, so any resolution's coefficients are a leading block) give every
+  frequency ordered, so any resolution's coefficients are a leading block; read straight off
+  the mode-major (N N, maps) spectrum by :mod:`._coefficients`, no FFT) give every
   ``D_r x = B_r Xc B_r^T``. The resolutions are split into a few size buckets, each zero-padded
   to its largest size P (so small grids do not pay for the largest), and a bucket is one GEMM
   and one batched GEMM producing maps laid out (R, P, P, maps), maps innermost: no copies, and
@@ -25,7 +26,7 @@ CPU, tensors above a few MiB are fresh, page-faulting mmaps and fall out of the 
 costs more than the arithmetic. The pooled variant uses the same pieces with autograd.
 
 The buckets split the full schedule (that of max_res) once and are shared by every input size,
-which adds only its analysis matrix and gather map (per N), so a layer that sees many sizes
+which adds only its coefficient reader and gather map (per N), so a layer that sees many sizes
 (the multi-resolution benchmarks) stays small.
 """
 
@@ -415,7 +416,7 @@ def _table_backward(
 class _Layer2d(torch.autograd.Function):
     """The whole (unpooled) 2D layer, chunk by chunk, with a hand-written backward.
 
-    (maps, N, N) spectra, norm weight and bias (R, C) -> (maps, M * M) spectra. Autograd on
+    (N N, maps) spectra, norm weight and bias (R, C) -> (M M, maps) spectra. Autograd on
     the same ops would keep more full-size tensors, add the rows' and columns' gradients as
     separate tensors, spend extra passes in ``addcmul``'s generic backward and concatenate
     the chunks' outputs and gradients; here each chunk writes straight into the output (and

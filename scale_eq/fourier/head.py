@@ -112,7 +112,7 @@ class ScaleConsistentHead(nn.Module):
         ``S_m = synthesis_matrix(g, m)``. Resolutions that keep the same m share a crop. In 2D
         the coefficients are read off the mode-major spectrum (no FFT) and every crop is two
         GEMMs and a max-pool with the maps innermost (the loop of
-        :func:`~.reference.reference_head_features`, an FFT per resolution, took 4x as long
+        :func:`~.reference.reference_head_features`, an FFT per resolution, took 7x as long
         for a forward + backward of 128 x 100 maps on a 2-core CPU).
         """
         n = self._check_spectrum(spectrum)

@@ -199,7 +199,9 @@ class ScaleEqNonlinearity(_ScaleEqBase):
 
     ``forward`` takes the full ``fft2`` (norm "forward") of real maps, complex (B, C, N, N)
     (a non-Hermitian input is read as its real maps, ``Re ifft2``), and returns the full
-    spectrum of the output maps, (B, C, M, M) with M = ceil(N / p), exactly Hermitian.
+    spectrum of the output maps, (B, C, M, M) with M = ceil(N / p), exactly Hermitian. Any
+    memory layout is accepted; the output is mode-major (``_layout``: (M, M, B, C) in memory,
+    what the next convolution computes in), so use ``reshape`` rather than ``view`` on it.
     """
 
     def __init__(
@@ -223,7 +225,7 @@ class ScaleEqNonlinearity(_ScaleEqBase):
     def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
         """The buckets split the full schedule (that of max_res) once, and an input of size n
         uses those its schedule covers (the last one cut short), so every input size shares
-        them: only the analysis matrix and the gather map depend on n."""
+        them: only the coefficient reader and the gather map depend on n."""
         full, steps = self.schedule(self.max_res), self.schedule(n)
         buckets, first = [], 0
         for count in bucket_sizes(full):
