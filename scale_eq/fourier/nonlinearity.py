@@ -278,6 +278,7 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
     def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
         plan = plan_1d(n, self.schedule(n), self.norms is not None)
         plan.tensors = cast(plan.tensors, dtype, device)
+        plan.buckets = [b.to(dtype, device) for b in plan.buckets]
         return plan
 
     def forward(self, spectrum: Tensor) -> Tensor:
