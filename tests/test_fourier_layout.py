@@ -141,3 +141,32 @@ def test_head_is_layout_free():
     x = _spectrum((2, 3, 12, 12), 7)
     a, b = head(x), head(_mode_major_copy(x))
     assert (a - b).abs().max() <= 1e-14
+
+
+def test_head_gradient_of_a_dead_channel_is_shared_not_multiplied():
+    """An all-zero map ties every position of every pooling window: the gradient must be
+    split among them (as amax's), not handed whole to each."""
+    torch.manual_seed(0)
+    head = ScaleConsistentHead(2, 8, 4, 6, grid_size=12, pool_window=6).double()
+    x = _spectrum((1, 2, 12, 12), 8)
+    x[:, 1] = 0.0  # a dead channel
+    x.requires_grad_()
+    feats = head.features(x)
+    (grad,) = torch.autograd.grad(feats.sum(), x)
+
+    def by_amax(spec: torch.Tensor) -> torch.Tensor:  # the same features with autograd's amax
+        out = []
+        for r in head.resolutions(12):
+            m = kept(r)
+            mask = torch.zeros(12, dtype=torch.bool)
+            mask[: m + 1] = mask[12 - m :] = True
+            crop = spec * (mask[:, None] & mask[None, :])
+            y = torch.fft.ifft2(crop, norm="forward").real  # on the 12 grid
+            out.append(y.view(1, 2, 2, 6, 2, 6).amax(dim=3).amax(dim=4).reshape(1, -1))
+        return torch.stack(out, 1)
+
+    ref = by_amax(x)
+    assert (feats - ref).abs().max() <= 1e-12
+    (ref_grad,) = torch.autograd.grad(ref.sum(), x)
+    assert (grad - ref_grad).abs().max() <= 1e-12
+    assert grad[:, 1].abs().max() > 0  # the dead channel still learns, by the shared gradient

@@ -198,10 +198,10 @@ class _PooledCrops2d(torch.autograd.Function):
     Per crop m (``S_m`` (g, d), d = 2m + 1): ``Y_m = S_m Xc[:d, :d] S_m^T`` on the g grid (two
     GEMMs, maps innermost), max-pooled with window p (ceil mode: the grid is padded with -inf)
     -> (crops, cells, cells, maps). The backward is written by hand: it keeps only where each
-    window's maximum sits (a boolean mask; a tie, which real data hits with probability zero,
-    would share the gradient) and reuses one g x g buffer for every crop (autograd's version
-    allocated a fresh full-size zero tensor per crop for the max and the slice, and spent a
-    third of its time zero-filling new pages).
+    window's maximum sits (a boolean mask; tied maxima share the gradient evenly, as ``amax``'s
+    do, an untied one gets it all, as ``max``'s) and reuses one g x g buffer for every crop
+    (autograd's version allocated a fresh full-size zero tensor per crop for the max and the
+    slice, and spent a third of its time zero-filling new pages).
     """
 
     @staticmethod
@@ -224,12 +224,17 @@ class _PooledCrops2d(torch.autograd.Function):
                 torch.mm(s, u, out=inner.view(g, g * maps))  # first axis
             else:
                 inner.copy_((s @ u).view(g, g, maps))
-            # amax and an equality mask: max with indices along these axes is 8x slower
+            # amax and where its maxima sit: max with indices along these axes is 8x slower
             windows = y.view(cells, p, -1)
             rows = windows.amax(dim=1)  # (ci, g_pad maps)
             cols = rows.view(cells, cells, p, maps)
             torch.amax(cols, dim=2, out=out[i])
-            indices.append((windows == rows.unsqueeze(1), cols == out[i].unsqueeze(2)))
+            at_rows, at_cols = windows == rows.unsqueeze(1), cols == out[i].unsqueeze(2)
+            # ties (a dead channel's all-zero map) share the gradient evenly, as amax's do
+            ties = at_rows.sum(1, dtype=y.dtype).view_as(cols) * at_cols.sum(
+                2, keepdim=True, dtype=y.dtype
+            )
+            indices.append((at_rows, at_cols, ties))
         ctx.syn, ctx.p, ctx.shape, ctx.indices = syn, p, coeffs.shape, indices
         return out
 
@@ -244,9 +249,10 @@ class _PooledCrops2d(torch.autograd.Function):
         g_rows = g_out.new_empty(cells, cells, p, maps)
         g_y = g_out.new_empty(cells, p, cells * p * maps)
         zero = g_out.new_zeros(())
-        for i, (s, (at_rows, at_cols)) in enumerate(zip(syn, ctx.indices, strict=True)):
+        for i, (s, (at_rows, at_cols, ties)) in enumerate(zip(syn, ctx.indices, strict=True)):
             d = s.shape[1]
             torch.where(at_cols, g_out[i].unsqueeze(2), zero, out=g_rows)
+            g_rows.div_(ties)
             torch.where(at_rows, g_rows.view(cells, 1, -1), zero, out=g_y)
             inner = g_y.view(cells * p, cells * p, maps)[:g, :g]
             g_u = (s.T @ inner.reshape(g, g * maps)).view(d, g, maps)
