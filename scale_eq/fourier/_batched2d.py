@@ -89,6 +89,9 @@ def plan_2d(
     width = 2 * kept(steps[-1].res) + 1
     shared: dict[str, Tensor] = {}
     shared["coef_idx"] = coefficient_reader(n, kept(steps[-1].res))
+    unread = torch.ones(n * n, dtype=torch.bool)
+    unread[shared["coef_idx"]] = False
+    shared["coef_unread"] = unread.nonzero().flatten()  # modes with no gradient
     if norm:
         shared["var_w"] = variance_weights(steps, width, 2)  # (R, K^2)
     out_n = -(-n // pool)
@@ -444,7 +447,8 @@ class _Layer2d(torch.autograd.Function):
             coeffs = real_coefficients(spectrum[:, i : i + size], t["coef_idx"])
             scale = offset = None
             if weight is not None and bias is not None:
-                scale, offset = norm_affine(*_moments(coeffs, plan), weight, bias, eps)
+                var, mean = _moments(coeffs, plan)
+                scale, offset = norm_affine(var, mean, weight, bias, eps)
             saved: list[Tensor | None] = []
             table = _table(coeffs, scale, offset, plan, activation, saved)
             re, im = table.index_select(0, t["gather_idx"]).view(2, -1, coeffs.shape[-1])
@@ -452,7 +456,8 @@ class _Layer2d(torch.autograd.Function):
             dst[..., 0].copy_(re)
             torch.mul(im, t["gather_sign"], out=dst[..., 1])
             if keep:  # nothing is kept for inference, so its chunks reuse the same memory
-                chunks.append((coeffs if weight is not None else None, scale, saved))
+                stats = (coeffs, var, scale) if weight is not None else None
+                chunks.append((stats, scale, saved))
         ctx.plan, ctx.activation, ctx.eps, ctx.size = plan, activation, eps, size
         ctx.chunks = chunks
         ctx.save_for_backward(weight, bias)
@@ -466,12 +471,14 @@ class _Layer2d(torch.autograd.Function):
         t, n, size = plan.tensors, plan.n, ctx.size
         g_spectrum = None
         if ctx.needs_input_grad[0]:
-            g_spectrum = g_out.new_zeros(n * n, g_out.shape[1])
+            # the read modes are all overwritten chunk by chunk: zero only the others
+            g_spectrum = g_out.new_empty(n * n, g_out.shape[1])
+            g_spectrum.index_fill_(0, t["coef_unread"], 0)
         g_weight = g_bias = None
         if weight is not None:
             g_weight, g_bias = torch.zeros_like(weight), torch.zeros_like(bias)
         idx = t["gather_idx"]
-        for c, (coeffs, scale, saved) in enumerate(ctx.chunks):
+        for c, (stats, scale, saved) in enumerate(ctx.chunks):
             i = c * size
             g = torch.view_as_real(g_out[:, i : i + size])  # (M * M, maps, 2)
             m = g.shape[1]
@@ -481,18 +488,45 @@ class _Layer2d(torch.autograd.Function):
             g_coeffs, g_scale, g_offset = _table_backward(
                 g_table, scale, plan, ctx.activation, saved
             )
-            if weight is not None:  # back through the norm's statistics (small tensors)
-                with torch.enable_grad():
-                    cf = coeffs.detach().requires_grad_()
-                    w, b = weight.detach().requires_grad_(), bias.detach().requires_grad_()
-                    s_, o_ = norm_affine(*_moments(cf, plan), w, b, ctx.eps)
-                    d_c, d_w, d_b = torch.autograd.grad((s_, o_), (cf, w, b), (g_scale, g_offset))
+            if stats is not None and g_scale is not None and g_offset is not None:
+                d_c, d_w, d_b = _norm_backward(*stats, weight, g_scale, g_offset, plan, ctx.eps)
                 g_coeffs += d_c
                 g_weight += d_w
                 g_bias += d_b
             if g_spectrum is not None:
                 real_coefficients_backward(g_coeffs, t["coef_idx"], g_spectrum[:, i : i + size])
         return g_spectrum, g_weight, g_bias, None, None, None, None, None
+
+
+def _norm_backward(
+    coeffs: Tensor,
+    var: Tensor,
+    scale: Tensor,
+    weight: Tensor,
+    g_scale: Tensor,
+    g_offset: Tensor,
+    plan: Plan,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The transpose of ``norm_affine(*_moments(coeffs))``: d coeffs (K, K, maps), d weight and
+    d bias (R, C), from d scale and d offset (R, maps).
+
+    With inv = (var + eps)^-1/2, scale = w inv and offset = b - mean scale: d b = sum g_o,
+    the whole gradient on scale is g_s - g_o mean, d w = sum of it times inv, d var = -1/2 of
+    it times scale / (var + eps), d mean = -sum_r g_o scale, and var = var_w coeffs^2.
+    """
+    R, C = weight.shape
+    K, m = plan.modes, coeffs.shape[-1]
+    shape = (R, -1, C)
+    mean = coeffs[0, 0].view(1, -1, C)
+    g_o = g_offset.view(shape)
+    g_s = (g_scale.view(shape) - g_o * mean).view(R, m)
+    d_b = g_o.sum(1)
+    d_w = (g_s * torch.rsqrt(var + eps)).view(shape).sum(1)
+    d_var = -0.5 * g_s * scale / (var + eps)
+    d_c = (plan.tensors["var_w"].T @ d_var).view(K, K, m).mul_(coeffs).mul_(2.0)
+    d_c[0, 0] -= (g_offset * scale).sum(0)
+    return d_c, d_w, d_b
 
 
 def _moments(coeffs: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
