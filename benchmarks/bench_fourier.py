@@ -32,13 +32,13 @@ import json
 import math
 import platform
 import statistics
-import time
 import types
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from _memory import in_fresh_process, peak_mib
+from _timing import bench_parser, time_steps
 
 from scale_datasets.ops.fourier import resample, resample_spectrum
 from scale_eq import create_model
@@ -200,25 +200,6 @@ def equality(kind: str, device: str) -> float:
     return max(max_rel_diff(out, loop) for out in outs.values())
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_steps(fns: dict[str, Callable], repeats: int, device: str) -> dict[str, list[float]]:
-    for fn in fns.values():  # warm-up: plans, cached matrices, allocator
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
 def peak_of(kind: str, name: str, batch: int, device: str, threads: int) -> float:
     """In a fresh process: peak MiB of one float32 step (a batch-1 step warms up first)."""
     torch.set_num_threads(threads)
@@ -272,15 +253,8 @@ def report(kind: str, f: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="batch 8, 1 repeat: smoke test")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = bench_parser(__doc__, repeats=5, quick="batch 8, 1 repeat: smoke test")
     parser.add_argument("--only", choices=["layer", "model"])
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.repeats = min(args.batch, 8), 1

@@ -23,16 +23,15 @@ best of ``--repeats`` steps, methods interleaved; peak memory is one step in a f
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from _memory import in_fresh_process, peak_mib
+from _timing import bench_parser, time_steps
 
 from scale_eq import create_model, parameter_groups
 from scale_eq.sesn import BasisSpec, ScaleSpec, hermite_functions_1d, support_sizes
@@ -121,11 +120,6 @@ def logits_agree(device: str) -> float:
     return max((outs[n] - outs["fixed"]).abs().max().item() for n in METHODS)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def peak_of(name: str, batch: int, device: str, threads: int) -> float:
     torch.set_num_threads(threads)
     run, warm = trainer(name, batch, device), trainer(name, 2, device)
@@ -134,14 +128,7 @@ def peak_of(name: str, batch: int, device: str, threads: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="batch 16, 2 repeats: smoke test")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--json", help="also write the figures here")
+    parser = bench_parser(__doc__, repeats=7, quick="batch 16, 2 repeats: smoke test")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.repeats = min(args.batch, 16), 2
@@ -149,16 +136,7 @@ def main() -> None:
 
     diff = logits_agree(args.device)
     steps = {name: trainer(name, args.batch, args.device) for name in METHODS}
-    for step in steps.values():  # warm-up: allocator, Adam state, cached bases
-        step()
-    times: dict[str, list[float]] = {name: [] for name in METHODS}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            _sync(args.device)
-            t0 = time.perf_counter()
-            step()
-            _sync(args.device)
-            times[name].append(time.perf_counter() - t0)
+    times = time_steps(steps, args.repeats, args.device)  # warm-up: Adam state, cached bases
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
     print(
