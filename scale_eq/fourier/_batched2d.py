@@ -91,7 +91,7 @@ def plan_2d(
     shared["coef_idx"] = coefficient_reader(n, kept(steps[-1].res))
     unread = torch.ones(n * n, dtype=torch.bool)
     unread[shared["coef_idx"]] = False
-    shared["coef_unread"] = unread.nonzero().flatten()  # modes with no gradient
+    shared["coef_unread"] = unread.nonzero().flatten()  # zeroed in _Layer2d's input gradient
     if norm:
         shared["var_w"] = variance_weights(steps, width, 2)  # (R, K^2)
     out_n = -(-n // pool)
@@ -456,8 +456,7 @@ class _Layer2d(torch.autograd.Function):
             dst[..., 0].copy_(re)
             torch.mul(im, t["gather_sign"], out=dst[..., 1])
             if keep:  # nothing is kept for inference, so its chunks reuse the same memory
-                stats = (coeffs, var, scale) if weight is not None else None
-                chunks.append((stats, scale, saved))
+                chunks.append(((coeffs, var) if weight is not None else None, scale, saved))
         ctx.plan, ctx.activation, ctx.eps, ctx.size = plan, activation, eps, size
         ctx.chunks = chunks
         ctx.save_for_backward(weight, bias)
@@ -489,7 +488,10 @@ class _Layer2d(torch.autograd.Function):
                 g_table, scale, plan, ctx.activation, saved
             )
             if stats is not None and g_scale is not None and g_offset is not None:
-                d_c, d_w, d_b = _norm_backward(*stats, weight, g_scale, g_offset, plan, ctx.eps)
+                coeffs, var = stats
+                d_c, d_w, d_b = _norm_backward(
+                    coeffs, var, scale, weight, g_scale, g_offset, plan, ctx.eps
+                )
                 g_coeffs += d_c
                 g_weight += d_w
                 g_bias += d_b

@@ -65,9 +65,9 @@ def real_coefficients(spectrum: Tensor, idx: Tensor) -> Tensor:
 
 
 def real_coefficients_backward(g: Tensor, idx: Tensor, out: Tensor) -> None:
-    """The transpose of :func:`real_coefficients`, written into `out` (N N, maps) complex, zero
-    elsewhere (the gradient w.r.t. Re and Im of each mode, as PyTorch's complex gradients are).
-    """
+    """The transpose of :func:`real_coefficients`, written into the ``idx`` rows of `out`
+    (N N, maps) complex (the gradient w.r.t. Re and Im of each mode, as PyTorch's complex
+    gradients are); the other rows get no gradient, and the caller zeroes them."""
     K, M, m = _width(idx), _width(idx) // 2, g.shape[-1]
     # second axis: d p (K, K, maps, 2)
     g_p = g.new_empty(K, K, m, 2)

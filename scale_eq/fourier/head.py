@@ -37,12 +37,6 @@ def head_resolutions(n: int, base_res: int, increment: int = 1) -> list[int]:
     return [*grid, n]
 
 
-def freqs_of(size: int, device: torch.device) -> torch.Tensor:
-    """|k| of each position of an fft-ordered axis of length ``size``."""
-    k = torch.arange(size, device=device)
-    return torch.minimum(k, size - k)
-
-
 class ScaleConsistentHead(nn.Module):
     """Per-resolution logits (B, R, classes) from a complex (B, C, N[, N]) feature spectrum.
 
@@ -89,7 +83,7 @@ class ScaleConsistentHead(nn.Module):
         self.pool_window = pool_window
         self.dims = dims
         self.num_features = in_channels * math.ceil(grid_size / pool_window) ** dims
-        self._lifts: dict[tuple, tuple] = {}  # see _lift and _synthesis
+        self._lifts: dict[tuple, tuple] = {}  # see _lift (1D) and _synthesis (2D)
         self.mlp = nn.Sequential(
             nn.LayerNorm(self.num_features),
             nn.Dropout(dropout_in),
@@ -151,39 +145,44 @@ class ScaleConsistentHead(nn.Module):
             raise ValueError(f"head expects {self.in_channels} channels, got {spectrum.shape[1]}")
         return n
 
+    def _crops(self, n: int) -> tuple[list[int], list[int]]:
+        """The distinct kept frequencies m of the resolutions of n-sample maps (ascending),
+        and each resolution's index into them: resolutions keeping the same m share a crop."""
+        per_res = [kept(min(r, self.grid_size)) for r in self.resolutions(n)]
+        ms = sorted(set(per_res))
+        return ms, [ms.index(m) for m in per_res]
+
     def _lift(
         self, n: int, dtype: torch.dtype, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lift, index) for n-sample maps, cached per (n, dtype, device) outside the state_dict.
-
-        ``lift`` (M, g, n): per distinct kept frequency m of the resolutions, crop to |k| <= m and
-        synthesise on the g grid (built in float64); ``index`` (R,): each resolution's crop.
-        """
+        """1D: (lift, index) for n-sample maps, cached per (n, dtype, device) outside the
+        state_dict. ``lift`` (M, g, n): per crop m, keep |k| <= m and synthesise on the g grid
+        (built in float64); ``index`` (R,): each resolution's crop."""
         key = (n, dtype, device)
         hit = self._lifts.get(key)
         if hit is None:
             g = self.grid_size
-            per_res = [kept(min(r, g)) for r in self.resolutions(n)]
-            ms = sorted(set(per_res))
+            ms, index = self._crops(n)
             lift = torch.stack([synthesis_matrix(g, m) @ analysis_matrix(n, m) for m in ms])
-            index = torch.tensor([ms.index(m) for m in per_res])
-            hit = self._lifts[key] = (lift.to(dtype=dtype, device=device), index.to(device))
+            hit = self._lifts[key] = (
+                lift.to(dtype=dtype, device=device),
+                torch.tensor(index, device=device),
+            )
         return hit
 
     def _synthesis(
         self, n: int, dtype: torch.dtype, device: torch.device
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """(S_m per distinct crop m, each resolution's crop, the coefficient reader) for n x n
-        maps, cached per (n, dtype, device) outside the state_dict."""
-        key = ("2d", n, dtype, device)
+        """2D: (S_m per crop m, each resolution's crop, the coefficient reader) for n x n maps,
+        cached per (n, dtype, device) outside the state_dict."""
+        key = (n, dtype, device)
         hit = self._lifts.get(key)
         if hit is None:
             g = self.grid_size
-            per_res = [kept(min(r, g, n)) for r in self.resolutions(n)]
-            ms = sorted(set(per_res))
+            ms, index = self._crops(n)
             syn = [synthesis_matrix(g, m).to(dtype=dtype, device=device) for m in ms]
-            index = torch.tensor([ms.index(m) for m in per_res], device=device)
-            hit = self._lifts[key] = (syn, index, coefficient_reader(n, ms[-1]).to(device))
+            reader = coefficient_reader(n, ms[-1]).to(device)
+            hit = self._lifts[key] = (syn, torch.tensor(index, device=device), reader)
         return hit
 
     def forward(self, spectrum: torch.Tensor) -> torch.Tensor:

@@ -258,8 +258,8 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
     """The 1D version on (B, C, N) spectra (``fft``, norm "forward"); no pooling.
 
     Same arguments and definition as :class:`ScaleEqNonlinearity` along one axis, with an
-    ``nn.InstanceNorm1d(C, affine=True)`` per resolution. One matrix product per stage on
-    (maps, R * P): the 1D work is small enough not to need buckets or chunks.
+    ``nn.InstanceNorm1d(C, affine=True)`` per resolution. A matrix product per stage, size
+    bucket and chunk of maps on (maps, R * P); autograd does the backward.
     """
 
     _norm_cls = nn.InstanceNorm1d

@@ -23,13 +23,18 @@ from scale_datasets.ops.fourier import (
 )
 
 from ._grids import kept
-from .head import freqs_of
 
 if TYPE_CHECKING:
     from .head import ScaleConsistentHead
     from .nonlinearity import ScaleEqNonlinearity, ScaleEqNonlinearity1d
 
 __all__ = ["reference_forward", "reference_forward_1d", "reference_head_features"]
+
+
+def _freqs_of(size: int, device: torch.device) -> torch.Tensor:
+    """|k| of each position of an fft-ordered axis of length ``size``."""
+    k = torch.arange(size, device=device)
+    return torch.minimum(k, size - k)
 
 
 def _ring_index(lo: int, hi: int, grid: int, out: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -108,7 +113,7 @@ def reference_head_features(head: ScaleConsistentHead, spectrum: Tensor) -> Tens
     invert it with an FFT and max-pool (what :meth:`ScaleConsistentHead.features` computes)."""
     n = head._check_spectrum(spectrum)
     g = head.grid_size
-    freqs = freqs_of(g, spectrum.device)
+    freqs = _freqs_of(g, spectrum.device)
     pooled = []
     if head.dims == 2:
         on_grid = resample_spectrum(spectrum, g)[..., : g // 2 + 1]  # rfft half
