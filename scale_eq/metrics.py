@@ -103,6 +103,12 @@ def _eval_mode(f: object) -> Iterator[None]:
         yield
 
 
+def _live_ratio(e: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(e / s where the reference energy s > 0, else 0; the mask s > 0 of live channels)."""
+    live = s > 0
+    return torch.where(live, e / torch.where(live, s, 1), 0), live
+
+
 def _chunks(x: torch.Tensor, batch_size: int | None) -> Iterable[torch.Tensor]:
     step = batch_size or x.shape[0] or 1
     for start in range(0, x.shape[0], step):
@@ -194,8 +200,7 @@ def equivariance_error(
                 e = (a - b).abs().square().sum(reduce_dims)  # (B, C')
                 s = a.abs().square().sum(reduce_dims)
                 if per_sample:
-                    live = s > 0
-                    ratio = torch.where(live, e / torch.where(live, s, 1), 0)
+                    ratio, live = _live_ratio(e, s)
                     ratio_sum[r] += ratio.sum().item()
                     ratio_count[r] += int(live.sum())
                     count = live.sum(1)
@@ -387,9 +392,7 @@ def scale_group_equivariance_error(
             inner = slice(margin, fs - margin)
             a, g = a[..., inner, inner], g[..., inner, inner]
             e = (a - g).square().sum((-2, -1))  # (B, C, S - shift)
-            ref_energy = a.square().sum((-2, -1))
-            live = ref_energy > 0
-            ratio = torch.where(live, e / torch.where(live, ref_energy, 1), 0)
+            ratio, live = _live_ratio(e, a.square().sum((-2, -1)))
             part_sum, part_count = ratio.sum((0, 1)).cpu(), live.sum((0, 1)).cpu()
             sums = part_sum if sums is None else sums + part_sum
             counts = part_count if counts is None else counts + part_count

@@ -24,8 +24,9 @@ step: the learnable-scale models (:mod:`.scales`) do exactly that. The supports 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -51,7 +52,7 @@ class BasisSpec:
     max_order: int = 4
 
     def __post_init__(self) -> None:
-        if self.basis_type not in ("A", "B"):
+        if self.basis_type not in get_args(BasisType):
             raise ValueError(f"basis_type must be 'A' or 'B', got {self.basis_type!r}")
         if self.effective_size < 1:
             raise ValueError(f"effective_size must be >= 1, got {self.effective_size}")
@@ -95,11 +96,11 @@ def _order_pairs(spec: BasisSpec) -> tuple[list[int], list[int], int]:
     if spec.basis_type == "A":
         top = spec.effective_size - 1
         pairs = [(i, j) for i in range(top + 1) for j in range(top + 1)]
-        return [p[1] for p in pairs], [p[0] for p in pairs], 1
-    top = spec.max_order
-    pairs = [(i, j) for i in range(top + 1) for j in range(top + 1) if i + j <= top]
-    per_scale = len(pairs)
-    sub_scales = -(-num_functions(spec) // per_scale)
+        sub_scales = 1
+    else:
+        top = spec.max_order
+        pairs = [(i, j) for i in range(top + 1) for j in range(top + 1) if i + j <= top]
+        sub_scales = -(-num_functions(spec) // len(pairs))
     return [p[1] for p in pairs], [p[0] for p in pairs], sub_scales
 
 
@@ -120,18 +121,24 @@ def _sampled(scales: Tensor, spec: BasisSpec, size: int) -> Tensor:
     return funcs[: num_functions(spec)]
 
 
-def hermite_basis(scales: Tensor, kernel_size: int, spec: BasisSpec) -> Tensor:
+def hermite_basis(
+    scales: Tensor, kernel_size: int, spec: BasisSpec, *, values: Sequence[float] | None = None
+) -> Tensor:
     """The normalised basis (F, S, K, K) of the given scales (1D tensor, ascending or not).
 
     Differentiable in ``scales``. Each scale's functions are sampled on its own support n_i
     (see :func:`support_sizes`), zero outside it, then every function is divided by the L2 norm
-    of its version at the smallest scale.
+    of its version at the smallest scale. ``values``: the scales as Python floats, if the caller
+    has them (they must equal ``scales``): the supports are computed from them instead of
+    copying ``scales`` from the device (a synchronisation on a GPU).
     """
     if scales.dim() != 1 or scales.numel() < 1:
         raise ValueError(f"scales must be a non-empty 1D tensor, got shape {tuple(scales.shape)}")
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd int >= 3, got {kernel_size}")
-    values = [float(s) for s in scales.detach().cpu()]
+    values = [float(s) for s in (scales.detach().cpu() if values is None else values)]
+    if len(values) != scales.numel():
+        raise ValueError(f"got {len(values)} values for {scales.numel()} scales")
     if min(values) <= 0:
         raise ValueError(f"scales must be > 0, got {values}")
     funcs = _sampled(scales, spec, kernel_size)  # (F, S, K, K) on the full support

@@ -97,7 +97,13 @@ class _ScaleConv(nn.Module):
         dtype = dtype or self.weight.dtype
         rebuild = self.scales.learnable and torch.is_grad_enabled()
         if rebuild and any(p.requires_grad for p in self.scales.parameters()):
-            return hermite_basis(self.scales().to(dtype), self.kernel_size(), self.basis_spec)
+            # one forward of the scales and one device -> host copy give both K and the supports
+            scales = self.scales()
+            host = scales.detach().cpu()
+            k = self.scales.kernel_size(self.scales.exact_values(host))
+            return hermite_basis(
+                scales.to(dtype), k, self.basis_spec, values=host.to(dtype).tolist()
+            )
         device = self.weight.device
         key = (dtype, device)
         # the scales' tensors are stamped by identity and in-place version (optimiser steps and
@@ -111,7 +117,8 @@ class _ScaleConv(nn.Module):
         if hit is None or hit[1] != values:
             with torch.inference_mode(False), torch.no_grad():
                 exact = torch.tensor(values, dtype=torch.float64, device=device)
-                value = hermite_basis(exact, self.kernel_size(), self.basis_spec).to(dtype)
+                k = self.scales.kernel_size(values)
+                value = hermite_basis(exact, k, self.basis_spec, values=values).to(dtype)
         else:
             value = hit[2]
         self._cache[key] = (stamp, values, value)

@@ -42,6 +42,11 @@ __all__ = [
 
 BASIS_SCALAR = BasisSpec("B", effective_size=7, mult=1.5, max_order=4)
 
+# Basting et al.'s init of the learnable scales, the keywords' defaults of sesn_mnist_isr /
+# _spacing / _direct and sesn_toy: sigma_basis 2, ISR 3, three scales (2, 3.46, 6) and
+# K = 2 ceil(1.25 sigma_max) + 1 <= 21
+_SIGMA_BASIS, _ISR, _NUM_SCALES, _KERNEL_FACTOR, _MAX_KERNEL_SIZE = 2.0, 3.0, 3, 1.25, 21
+
 
 def sesn_mnist(
     scales: ScaleSpec,
@@ -115,26 +120,38 @@ def sesn_mnist_vector(**kwargs: object) -> MnistTemplate:
     return sesn_mnist(spec, BASIS_SCALAR, vector=True, **kwargs)  # type: ignore[arg-type]
 
 
+def _learnable_spec(
+    learn: Parameterisation,
+    sigma_basis: float,
+    isr: float,
+    num_scales: int,
+    kernel_factor: float,
+    max_kernel_size: int,
+) -> ScaleSpec:
+    """Geometric init scales learned as ``learn``, K following the largest one."""
+    return ScaleSpec.geometric(
+        sigma_basis,
+        isr,
+        num_scales,
+        learn=learn,
+        kernel_factor=kernel_factor,
+        max_kernel_size=max_kernel_size,
+    )
+
+
 def _learnable(learn: Parameterisation, summary: str) -> Callable[..., MnistTemplate]:
     """A factory of the scalar model with ``learn`` scales (the three differ only in that)."""
 
     def factory(
         *,
-        sigma_basis: float = 2.0,
-        isr: float = 3.0,
-        num_scales: int = 3,
-        kernel_factor: float = 1.25,
-        max_kernel_size: int = 21,
+        sigma_basis: float = _SIGMA_BASIS,
+        isr: float = _ISR,
+        num_scales: int = _NUM_SCALES,
+        kernel_factor: float = _KERNEL_FACTOR,
+        max_kernel_size: int = _MAX_KERNEL_SIZE,
         **kwargs: object,
     ) -> MnistTemplate:
-        spec = ScaleSpec.geometric(
-            sigma_basis,
-            isr,
-            num_scales,
-            learn=learn,
-            kernel_factor=kernel_factor,
-            max_kernel_size=max_kernel_size,
-        )
+        spec = _learnable_spec(learn, sigma_basis, isr, num_scales, kernel_factor, max_kernel_size)
         return sesn_mnist(spec, BASIS_SCALAR, **kwargs)  # type: ignore[arg-type]
 
     factory.__name__ = factory.__qualname__ = f"sesn_mnist_{learn}"
@@ -189,27 +206,20 @@ class SESNToy(nn.Module):
 def sesn_toy(
     *,
     learn: Parameterisation = "isr",
-    sigma_basis: float = 2.0,
-    isr: float = 3.0,
-    num_scales: int = 3,
+    sigma_basis: float = _SIGMA_BASIS,
+    isr: float = _ISR,
+    num_scales: int = _NUM_SCALES,
     filters: int = 16,
     pool_size: int = 42,
     canvas: int = 168,
-    kernel_factor: float = 1.25,
-    max_kernel_size: int = 21,
+    kernel_factor: float = _KERNEL_FACTOR,
+    max_kernel_size: int = _MAX_KERNEL_SIZE,
     basis: BasisSpec = BASIS_SCALAR,
     in_channels: int = 1,
     num_classes: int = 10,
 ) -> SESNToy:
     """Basting et al.'s Table 1 model for Dynamic Scale MNIST (168 x 168 inputs)."""
-    spec = ScaleSpec.geometric(
-        sigma_basis,
-        isr,
-        num_scales,
-        learn=learn,
-        kernel_factor=kernel_factor,
-        max_kernel_size=max_kernel_size,
-    )
+    spec = _learnable_spec(learn, sigma_basis, isr, num_scales, kernel_factor, max_kernel_size)
     return SESNToy(
         spec,
         basis,

@@ -23,7 +23,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 Parameterisation = Literal["fixed", "isr", "spacing", "direct"]
-PARAMETERISATIONS: tuple[str, ...] = ("fixed", "isr", "spacing", "direct")
+PARAMETERISATIONS: tuple[str, ...] = get_args(Parameterisation)
 
 
 @dataclass(frozen=True)
@@ -144,33 +144,37 @@ class InternalScales(nn.Module):
         s = self.forward()
         return s.max() / s.min()
 
-    def exact_values(self) -> tuple[float, ...]:
+    def exact_values(self, current: Tensor | None = None) -> tuple[float, ...]:
         """The current scales as Python floats, for building a basis in float64.
 
         Fixed scales whose buffer still holds the spec's values (up to float32 rounding) give
         the spec's exact values; a buffer loaded with other values (say, the learned scales
-        of a ``direct`` model, whose parameter has the same name) gives those.
+        of a ``direct`` model, whose parameter has the same name) gives those. ``current`` is
+        this module's output if the caller has it already (a host copy saves a device read).
         """
         with torch.no_grad():
-            values = tuple(float(v) for v in self.forward().detach().cpu())
+            current = self.forward() if current is None else current
+            values = tuple(float(v) for v in current.detach().cpu())
         if not self.learnable and all(
             math.isclose(a, b, rel_tol=1e-6) for a, b in zip(values, self.spec.init, strict=True)
         ):
             return self.spec.init
         return values
 
-    def kernel_size(self) -> int:
-        """K for the current largest scale."""
-        return self.spec.kernel_size_for(max(self.exact_values()))
+    def kernel_size(self, values: Sequence[float] | None = None) -> int:
+        """K for the current largest scale (of ``values``, from :meth:`exact_values`, if given)."""
+        return self.spec.kernel_size_for(max(self.exact_values() if values is None else values))
 
     def describe(self) -> dict[str, Any]:
         """Current values, for logs: scales, sigma_basis (the smallest), ISR and K."""
-        s = [float(v) for v in self.forward().detach().cpu()]
+        with torch.no_grad():
+            current = self.forward().detach().cpu()
+        s = [float(v) for v in current]
         return {
             "scales": s,
             "sigma_basis": min(s),
             "isr": max(s) / min(s),
-            "kernel_size": self.kernel_size(),
+            "kernel_size": self.kernel_size(self.exact_values(current)),
         }
 
     def extra_repr(self) -> str:
