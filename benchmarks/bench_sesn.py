@@ -52,9 +52,9 @@ def looped_basis(scales: torch.Tensor, kernel_size: int, spec: BasisSpec) -> tor
         sub = 0
         while len(funcs) < spec.effective_size**2:
             sigma = scales[i] / spec.mult**sub
+            h = hermite_functions_1d(x, sigma[None], spec.max_order)[0]  # every order at sigma
             for ky in range(spec.max_order + 1):
                 for kx in range(spec.max_order + 1 - ky):
-                    h = hermite_functions_1d(x, sigma[None], spec.max_order)[0]
                     funcs.append(torch.outer(h[kx], h[ky]))
             sub += 1
         block = torch.stack(funcs[: spec.effective_size**2])
@@ -65,21 +65,19 @@ def looped_basis(scales: torch.Tensor, kernel_size: int, spec: BasisSpec) -> tor
     return basis / norm[:, None, None, None]
 
 
-class _LoopedBasis:
-    """Context: make every scale conv of a model rebuild its basis with :func:`looped_basis`."""
+def _looped_basis_of(conv: _ScaleConv) -> Callable[..., torch.Tensor]:
+    def basis(dtype: torch.dtype | None = None) -> torch.Tensor:
+        dtype = dtype or conv.weight.dtype
+        return looped_basis(conv.scales().to(dtype), conv.kernel_size(), conv.basis_spec)
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        for conv in model.modules():
-            if isinstance(conv, _ScaleConv):
-                conv.basis = self._bind(conv)  # type: ignore[method-assign]
+    return basis
 
-    @staticmethod
-    def _bind(conv: _ScaleConv) -> Callable[..., torch.Tensor]:
-        def basis(dtype: torch.dtype | None = None) -> torch.Tensor:
-            dtype = dtype or conv.weight.dtype
-            return looped_basis(conv.scales().to(dtype), conv.kernel_size(), conv.basis_spec)
 
-        return basis
+def use_looped_basis(model: torch.nn.Module) -> None:
+    """Make every scale conv of ``model`` rebuild its basis with :func:`looped_basis`."""
+    for conv in model.modules():
+        if isinstance(conv, _ScaleConv):
+            conv.basis = _looped_basis_of(conv)  # type: ignore[method-assign]
 
 
 def make(name: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -90,7 +88,7 @@ def make(name: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
     else:
         model = create_model("sesn_mnist_isr")
         if name == "learnable, looped basis":
-            _LoopedBasis(model)
+            use_looped_basis(model)
     return model.to(device=device, dtype=dtype)
 
 

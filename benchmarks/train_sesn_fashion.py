@@ -39,24 +39,18 @@ def load_split(path: Path, split: str, size: int | None) -> tuple[torch.Tensor, 
     return next(iter(DataLoader(Subset(ds, range(n)), batch_size=n)))
 
 
-def test_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
-    model.eval()
-    wrong = 0
-    with torch.no_grad():
-        for start in range(0, len(x), 512):
-            xb, yb = x[start : start + 512].to(device), y[start : start + 512].to(device)
-            wrong += int((model(xb).argmax(1) != yb).sum())
-    return wrong / len(x)
+def test_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Error on the test images at their own size (eval mode, on the model's device)."""
+    size = x.shape[-1]
+    return 1.0 - scale_eq.accuracy_per_resolution(model, (x, y), [size], batch_size=512)[size]
 
 
-def scales_line(model: torch.nn.Module) -> str:
-    parts = []
-    for i, s in enumerate(m for m in model.modules() if isinstance(m, InternalScales)):
-        d = s.describe()
-        parts.append(
-            f"L{i + 1} sigma_basis {d['sigma_basis']:.3f} ISR {d['isr']:.3f} K {d['kernel_size']}"
-        )
-    return "; ".join(parts)
+def scales_line(described: list[dict]) -> str:
+    """One log line from every layer's ``InternalScales.describe()``."""
+    return "; ".join(
+        f"L{i + 1} sigma_basis {d['sigma_basis']:.3f} ISR {d['isr']:.3f} K {d['kernel_size']}"
+        for i, d in enumerate(described)
+    )
 
 
 def equivariance_errors(model: torch.nn.Module, x: torch.Tensor, device: str) -> dict:
@@ -102,8 +96,9 @@ def train(name: str, args: argparse.Namespace, data: dict) -> dict:
     history = []
     started = time.perf_counter()
     print(f"\n{name}: {sum(p.numel() for p in model.parameters()):,} parameters")
-    if name != "cnn_mnist":
-        print(f"  init      {scales_line(model)}")
+    scales = [m for m in model.modules() if isinstance(m, InternalScales)]
+    if scales:
+        print(f"  init      {scales_line([s.describe() for s in scales])}")
     for epoch in range(args.epochs):
         model.train()
         order = torch.randperm(len(x), generator=g)
@@ -116,12 +111,12 @@ def train(name: str, args: argparse.Namespace, data: dict) -> dict:
             loss.backward()
             opt.step()
         sched.step()
-        err = test_error(model, *data["test"], args.device)
+        err = test_error(model, *data["test"])
         row = {"epoch": epoch + 1, "test_error": err, "seconds": time.perf_counter() - started}
         line = f"  epoch {epoch + 1:2d}: test error {100 * err:5.2f}%"
-        if name != "cnn_mnist":
-            row["scales"] = [s.describe() for s in model.modules() if isinstance(s, InternalScales)]
-            line += f"  {scales_line(model)}"
+        if scales:
+            row["scales"] = [s.describe() for s in scales]
+            line += f"  {scales_line(row['scales'])}"
         print(line + f"  ({row['seconds']:.0f} s)")
         history.append(row)
     eq = equivariance_errors(model, data["test"][0][: args.eq_images], args.device)
