@@ -10,9 +10,7 @@ importing it costs seconds that `list`/`info` style commands should not pay.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import socket
 import zlib
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scale_datasets.errors import InvalidParameterError, SourceCorruptError, SourceNotFoundError
+from scale_datasets.sources.common import SourceData, default_root, one_line, pool_source
 from scale_datasets.sources.idx import read_idx_images, read_idx_labels
 
 log = logging.getLogger(__name__)
@@ -60,42 +59,6 @@ N_CLASSES = 10
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True, eq=False)  # eq on numpy fields would raise; compare the sha256 instead
-class SourceData:
-    """A decoded source pool: train images then test images, read-only, with content hashes."""
-
-    name: str
-    images: np.ndarray
-    labels: np.ndarray
-    n_train: int
-    files: tuple[str, ...]
-    images_sha256: str
-    labels_sha256: str
-
-    @property
-    def n_test(self) -> int:
-        return len(self.images) - self.n_train
-
-    def describe(self) -> dict:
-        """JSON-able summary that goes into a built file's `source` attribute."""
-        return {
-            "name": self.name,
-            "files": list(self.files),
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "shape": list(self.images.shape),
-            "sha256": {"images": self.images_sha256, "labels": self.labels_sha256},
-        }
-
-
-def default_root() -> Path:
-    """`$SCALE_DATASETS_HOME` if set, else `~/.cache/scale-datasets` (torchvision layout inside)."""
-    env = os.environ.get("SCALE_DATASETS_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "scale-datasets"
-
-
 def _resolve_file(folder: Path, name: str) -> Path | None:
     """`folder/name`, else `folder/name.gz`: torchvision leaves both, the plain one reads faster."""
     for candidate in (folder / name, folder / f"{name}.gz"):
@@ -113,10 +76,6 @@ def _find_files(folder: Path) -> tuple[tuple[Path, ...] | None, str]:
     if missing:
         return None, "lacks " + ", ".join(missing)
     return tuple(path for path in found if path is not None), ""
-
-
-def _sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
 
 
 def _read_split(split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -145,10 +104,7 @@ def _load_files(name: str, paths: tuple[Path, ...]) -> SourceData:
             f"{test_images.shape[1:]} in {paths[2]}"
         )
     images = np.concatenate([train_images, test_images])
-    labels = np.concatenate([train_labels, test_labels]).astype(np.int64)
-    # Read-only so the recorded hashes keep describing the arrays for the object's lifetime.
-    images.flags.writeable = False
-    labels.flags.writeable = False
+    labels = np.concatenate([train_labels, test_labels])
     log.info(
         "source %s: %d train + %d test images of %dx%d from %s",
         name,
@@ -157,21 +113,8 @@ def _load_files(name: str, paths: tuple[Path, ...]) -> SourceData:
         *images.shape[1:],
         paths[0].parent,
     )
-    return SourceData(
-        name=name,
-        images=images,
-        labels=labels,
-        n_train=len(train_images),
-        files=tuple(str(p.absolute()) for p in paths),
-        images_sha256=_sha256(images),
-        labels_sha256=_sha256(labels),
-    )
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """Collapse a (possibly multi-line) exception text so CLI errors stay on one line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    files = tuple(str(p.absolute()) for p in paths)
+    return pool_source(name, files, images, labels, n_train=len(train_images))
 
 
 def _fix_hint(source: str, *, offer_download: bool, first: str | None = None) -> str:
@@ -203,7 +146,7 @@ def _download(source: str, spec: MnistLikeSpec, root: Path, tried: str) -> None:
         # mirror failures.
         raise SourceNotFoundError(
             f"downloading {source} with torchvision into {root / spec.folder / 'raw'} failed "
-            f"({type(exc).__name__}: {_one_line(str(exc))}); looked first in {tried}; "
+            f"({type(exc).__name__}: {one_line(str(exc))}); looked first in {tried}; "
             f"{_fix_hint(source, offer_download=False, first='check the network')}"
         ) from exc
     finally:

@@ -1,0 +1,92 @@
+"""What every source reader returns, and the helpers they share.
+
+A source is the pool a preset samples from (train samples followed by test samples) with its
+labels and the sha256 of the decoded arrays, so a built file records exactly what it came from.
+Readers never import torch unless they download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Source(Protocol):
+    """The interface presets rely on: a name, a JSON description, and the pool's arrays."""
+
+    name: str
+    images: np.ndarray  # (N, H, W) or (N, C, H, W) uint8, read-only
+    labels: np.ndarray  # (N,) int64
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, eq=False)  # eq on numpy fields would raise; compare the sha256 instead
+class SourceData:
+    """A decoded source pool: train images then test images, read-only, with content hashes."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    n_train: int
+    files: tuple[str, ...]
+    images_sha256: str
+    labels_sha256: str
+
+    @property
+    def n_test(self) -> int:
+        return len(self.images) - self.n_train
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary that goes into a built file's `source` attribute."""
+        return {
+            "name": self.name,
+            "files": list(self.files),
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "shape": list(self.images.shape),
+            "sha256": {"images": self.images_sha256, "labels": self.labels_sha256},
+        }
+
+
+def pool_source(
+    name: str, files: tuple[str, ...], images: np.ndarray, labels: np.ndarray, n_train: int
+) -> SourceData:
+    """A SourceData over pooled arrays, made read-only so the recorded hashes stay true."""
+    images = np.ascontiguousarray(images)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return SourceData(
+        name=name,
+        images=images,
+        labels=labels,
+        n_train=n_train,
+        files=files,
+        images_sha256=sha256_of(images),
+        labels_sha256=sha256_of(labels),
+    )
+
+
+def default_root() -> Path:
+    """`$SCALE_DATASETS_HOME` if set, else `~/.cache/scale-datasets` (torchvision layout inside)."""
+    env = os.environ.get("SCALE_DATASETS_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "scale-datasets"
+
+
+def sha256_of(array: np.ndarray) -> str:
+    """sha256 of an array's C-order bytes."""
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse a (possibly multi-line) exception text so CLI errors stay on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
