@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scale_datasets.errors import InvalidParameterError
 from scale_datasets.ops import scaling
 from scale_datasets.ops.scaling import (
+    CENTRES,
     affine_coefficients,
     pil_scale_about_centre,
     scale_about_centre,
@@ -31,26 +32,28 @@ def _always_numpy(monkeypatch):
     monkeypatch.setattr(scaling, "_SMALL_BATCH", 0)
 
 
-def _pil_batch(images: np.ndarray, scales: np.ndarray, canvas, interpolation: str) -> np.ndarray:
+def _pil_batch(
+    images: np.ndarray, scales: np.ndarray, canvas, interpolation: str, centre: str = "exact"
+) -> np.ndarray:
     return np.stack(
         [
-            pil_scale_about_centre(im, s, canvas, interpolation)
+            pil_scale_about_centre(im, s, canvas, interpolation, centre)
             for im, s in zip(images, scales, strict=True)
         ]
     )
 
 
-def _assert_same_as_pil(images, scales, canvas, interpolation) -> None:
-    ours = scale_about_centre(images, scales, canvas, interpolation)
-    ref = _pil_batch(images, scales, canvas, interpolation)
+def _assert_same_as_pil(images, scales, canvas, interpolation, centre="exact") -> None:
+    ours = scale_about_centre(images, scales, canvas, interpolation, centre)
+    ref = _pil_batch(images, scales, canvas, interpolation, centre)
     assert ours.dtype == ref.dtype
     assert ours.shape == ref.shape
     if not np.array_equal(ours, ref):
         diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
         bad = np.argwhere(diff > 0)
         pytest.fail(
-            f"{interpolation}: {len(bad)} pixels differ (max {diff.max()}), first at "
-            f"{tuple(bad[0])} with scale {scales[bad[0][0]]!r}"
+            f"{interpolation}, {centre} centre: {len(bad)} pixels differ (max {diff.max()}), "
+            f"first at {tuple(bad[0])} with scale {scales[bad[0][0]]!r}"
         )
 
 
@@ -82,9 +85,10 @@ GEOMETRIES = [
 EDGE_SCALES = [1.0, 0.3, 0.05, 3.0, 0.5, 2.0, 1e-3, 0.999999, 1.000001, 0.3000000119]
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 @pytest.mark.parametrize(("hw", "canvas"), GEOMETRIES)
-def test_random_images_match_pil_exactly(hw, canvas, interpolation) -> None:
+def test_random_images_match_pil_exactly(hw, canvas, interpolation, centre) -> None:
     rng = np.random.default_rng(hash((hw, str(canvas))) % 2**32)
     scales = np.concatenate(
         [
@@ -94,33 +98,35 @@ def test_random_images_match_pil_exactly(hw, canvas, interpolation) -> None:
         ]
     )
     images = rng.integers(0, 256, (scales.shape[0], *hw), dtype=np.uint8)
-    _assert_same_as_pil(images, scales, canvas, interpolation)
+    _assert_same_as_pil(images, scales, canvas, interpolation, centre)
     # Python/float64 scales too (the float32 ones above are float64 after conversion anyway).
     s64 = np.array(EDGE_SCALES, dtype=np.float64)
-    _assert_same_as_pil(images[: s64.shape[0]], s64, canvas, interpolation)
+    _assert_same_as_pil(images[: s64.shape[0]], s64, canvas, interpolation, centre)
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
-def test_digits_match_pil_exactly(interpolation) -> None:
+def test_digits_match_pil_exactly(interpolation, centre) -> None:
     rng = np.random.default_rng(7)
     images = _digits(60, rng)
     scales = rng.uniform(0.3, 1.0, 60).astype(np.float32)
-    _assert_same_as_pil(images, scales, None, interpolation)
+    _assert_same_as_pil(images, scales, None, interpolation, centre)
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
-def test_chunk_and_block_boundaries(monkeypatch, interpolation) -> None:
+def test_chunk_and_block_boundaries(monkeypatch, interpolation, centre) -> None:
     """Tiny chunks and blocks: crops, row bands and scatter across many chunks stay exact."""
     monkeypatch.setattr(scaling, "_CHUNK_BYTES", 1)  # one image per chunk
     rng = np.random.default_rng(3)
     images = _digits(9, rng)
     scales = rng.uniform(0.05, 3.0, 9)
-    _assert_same_as_pil(images, scales, (25, 31), interpolation)
+    _assert_same_as_pil(images, scales, (25, 31), interpolation, centre)
     monkeypatch.setattr(scaling, "_CHUNK_BYTES", 3 * 110_000)  # a few images per chunk
     monkeypatch.setattr(scaling, "_CHUNKS_PER_BLOCK", 2)
     images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
     scales = rng.uniform(0.3, 1.0, 40).astype(np.float32)
-    _assert_same_as_pil(images, scales, None, interpolation)
+    _assert_same_as_pil(images, scales, None, interpolation, centre)
 
 
 def test_nearest_reproduces_accumulated_position_drift() -> None:
@@ -151,9 +157,10 @@ def test_nearest_reproduces_accumulated_position_drift() -> None:
     canvas=st.one_of(st.none(), st.tuples(st.integers(1, 14), st.integers(1, 14))),
     interpolation=st.sampled_from(INTERPOLATIONS),
     dtype=st.sampled_from([np.uint8, np.uint8, np.float32]),
+    centre=st.sampled_from(CENTRES),
 )
-def test_property_exact_pil_parity(data, h, w, canvas, interpolation, dtype) -> None:
-    """Any image, scale, canvas and filter: the same bits as Pillow ("L", or "F" for float32)."""
+def test_property_exact_pil_parity(data, h, w, canvas, interpolation, dtype, centre) -> None:
+    """Any image, scale, canvas, filter and centre: the same bits as Pillow ("L", or "F")."""
     n = data.draw(st.integers(1, 4), label="n")
     if dtype == np.uint8:
         images = data.draw(hnp.arrays(np.uint8, (n, h, w)), label="images")
@@ -168,17 +175,18 @@ def test_property_exact_pil_parity(data, h, w, canvas, interpolation, dtype) -> 
         ),
         label="scales",
     )
-    _assert_same_as_pil(images, scales, canvas, interpolation)
+    _assert_same_as_pil(images, scales, canvas, interpolation, centre)
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 @pytest.mark.parametrize("hw", [(28, 28), (7, 12), (1, 1)])
-def test_scale_one_is_identity(hw, interpolation) -> None:
+def test_scale_one_is_identity(hw, interpolation, centre) -> None:
     images = np.random.default_rng(1).integers(0, 256, (4, *hw), dtype=np.uint8)
     ones = np.ones(4, dtype=np.float32)
-    ours = scale_about_centre(images, ones, None, interpolation)
+    ours = scale_about_centre(images, ones, None, interpolation, centre)
     np.testing.assert_array_equal(ours, images)
-    np.testing.assert_array_equal(_pil_batch(images, ones, None, interpolation), images)
+    np.testing.assert_array_equal(_pil_batch(images, ones, None, interpolation, centre), images)
 
 
 def test_affine_coefficients_formula() -> None:
@@ -190,14 +198,45 @@ def test_affine_coefficients_formula() -> None:
     assert a5 == a0 * -(30 / 2) + 17 / 2
 
 
+def test_legacy_centre_is_half_a_pixel_right_and_down() -> None:
+    """torchvision < 0.9 kept (14.5, 14.5) of a 28x28 digit in place, not (14, 14)."""
+    exact = affine_coefficients(0.5, (28, 28), (28, 28))
+    assert exact == affine_coefficients(0.5, (28, 28), (28, 28), centre="exact")
+    legacy = affine_coefficients(0.5, (28, 28), (28, 28), "legacy")
+    assert legacy == (2.0, 0.0, -14.5, 0.0, 2.0, -14.5)
+    # The input point w/2 + 0.5 lands on the canvas point cw/2 + 0.5 (here x: 12 -> 6, y: 9 -> 16).
+    a0, _, a2, _, a4, a5 = affine_coefficients(0.5, (17, 23), (31, 11), "legacy")
+    assert (a0 * 6.0 + a2, a4 * 16.0 + a5) == (12.0, 9.0)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("s", [0.3, 0.5, 0.8])
+def test_legacy_render_moves_content_by_half_a_pixel_times_one_minus_s(s, interpolation) -> None:
+    """Scaling about c maps x to c + s (x - c): moving c by 0.5 moves the result by 0.5 (1 - s)."""
+    yy, xx = np.mgrid[:28, :28]
+    blob = np.exp(-((yy - 13.5) ** 2 + (xx - 13.5) ** 2) / 32.0)[None]  # smooth, centred
+    exact = scale_about_centre(blob, [s], None, interpolation)[0]
+    legacy = scale_about_centre(blob, [s], None, interpolation, "legacy")[0]
+
+    def centroid(im: np.ndarray) -> np.ndarray:
+        return np.array([(im * xx).sum(), (im * yy).sum()]) / im.sum()
+
+    shift = centroid(legacy) - centroid(exact)
+    np.testing.assert_allclose(shift, [0.5 * (1 - s)] * 2, atol=0.01)
+
+
 @pytest.mark.parametrize(
     ("interpolation", "mode_name"),
     [("bicubic", "BICUBIC"), ("bilinear", "BILINEAR"), ("nearest", "NEAREST")],
 )
-def test_matches_torchvision_affine_on_pil(monkeypatch, interpolation, mode_name) -> None:
+@pytest.mark.parametrize("centre", CENTRES)
+def test_matches_torchvision_affine_on_pil(monkeypatch, interpolation, mode_name, centre) -> None:
     """What RandomAffine(degrees=0, scale=...) renders on a PIL image, pixel for pixel.
 
-    Also pins that torchvision hands Pillow exactly our coefficient tuple (bit for bit).
+    Also pins that torchvision hands Pillow exactly our coefficient tuple (bit for bit). For
+    "legacy", torchvision >= 0.9 is given the centre torchvision < 0.9 used on PIL images,
+    (w * 0.5 + 0.5, h * 0.5 + 0.5) (the line its source keeps as a comment): both go through
+    the same matrix code, which for a pure scaling gives the bits the old code gave.
     """
     tvf = pytest.importorskip("torchvision.transforms.functional")
     mode = getattr(tvf.InterpolationMode, mode_name)
@@ -212,26 +251,34 @@ def test_matches_torchvision_affine_on_pil(monkeypatch, interpolation, mode_name
     rng = np.random.default_rng(11)
     images = _digits(12, rng)
     scales = np.r_[rng.uniform(0.3, 1.0, 10), 0.3, 1.0].astype(np.float32)
-    ours = scale_about_centre(images, scales, None, interpolation)
+    ours = scale_about_centre(images, scales, None, interpolation, centre)
+    legacy = {"center": [28 * 0.5 + 0.5, 28 * 0.5 + 0.5]} if centre == "legacy" else {}
     for i, (im, s) in enumerate(zip(images, scales, strict=True)):
         seen.clear()
         pil = Image.fromarray(im)
         tv = tvf.affine(
-            pil, angle=0.0, translate=[0, 0], scale=float(s), shear=[0.0, 0.0], interpolation=mode
+            pil,
+            angle=0.0,
+            translate=[0, 0],
+            scale=float(s),
+            shear=[0.0, 0.0],
+            interpolation=mode,
+            **legacy,
         )
-        assert seen == [affine_coefficients(float(s), (28, 28), (28, 28))]
+        assert seen == [affine_coefficients(float(s), (28, 28), (28, 28), centre)]
         np.testing.assert_array_equal(ours[i], np.asarray(tv))
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
-@pytest.mark.parametrize(("hw", "canvas"), [((28, 28), None), ((13, 9), (16, 7))])
-def test_float32_matches_pil_mode_f(hw, canvas, interpolation) -> None:
+@pytest.mark.parametrize(("hw", "canvas"), [((28, 28), None), ((13, 9), (16, 7)), ((28, 28), 40)])
+def test_float32_matches_pil_mode_f(hw, canvas, interpolation, centre) -> None:
     """float32 input follows Pillow mode "F" (float32 row pass): in fact bit for bit."""
     rng = np.random.default_rng(5)
     scales = np.r_[rng.uniform(0.3, 2.0, 20), EDGE_SCALES]
     images = (rng.standard_normal((scales.shape[0], *hw)) * 100).astype(np.float32)
-    ours = scale_about_centre(images, scales, canvas, interpolation)
-    ref = _pil_batch(images, scales, canvas, interpolation)
+    ours = scale_about_centre(images, scales, canvas, interpolation, centre)
+    ref = _pil_batch(images, scales, canvas, interpolation, centre)
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, rtol=0, atol=0)
 
@@ -293,6 +340,7 @@ GOOD = np.zeros((2, 8, 8), dtype=np.uint8)
         ({"images": np.zeros((2, 8, 8), np.int32)}, "images"),
         ({"images": np.zeros((2, 0, 8), np.uint8)}, "images"),
         ({"interpolation": "lanczos"}, "interpolation"),
+        ({"centre": "middle"}, "centre must be one of exact, legacy"),
         ({"canvas": 0}, "canvas"),
         ({"canvas": -3}, "canvas"),
         ({"canvas": (8, 0)}, "canvas"),
@@ -307,13 +355,14 @@ def test_bad_arguments_raise_invalid_parameter(kwargs, field) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])  # float64 never goes to Pillow
-def test_small_batches_go_through_pillow_with_the_same_result(monkeypatch, dtype) -> None:
+def test_small_batches_go_through_pillow_with_the_same_result(monkeypatch, dtype, centre) -> None:
     rng = np.random.default_rng(8)
     images = (rng.random((3, 12, 9)) * 255).astype(dtype)
     scales = np.array([0.4, 1.0, 1.7], dtype=np.float32)
-    numpy_path = scale_about_centre(images, scales, (10, 13))
+    numpy_path = scale_about_centre(images, scales, (10, 13), centre=centre)
     monkeypatch.setattr(scaling, "_SMALL_BATCH", 6)
-    small_path = scale_about_centre(images, scales, (10, 13))
+    small_path = scale_about_centre(images, scales, (10, 13), centre=centre)
     assert small_path.dtype == dtype and small_path.shape == (3, 10, 13)
     np.testing.assert_array_equal(small_path, numpy_path)

@@ -1,11 +1,12 @@
 """Batch scaling about the image centre, bit-identical to Pillow's affine transform.
 
 MNIST-Scale is defined by what torchvision's ``RandomAffine(degrees=0, scale=(0.3, 1))`` does to a
-PIL image: it hands Pillow the inverse affine matrix of a pure scaling about the exact centre and
-Pillow resamples with ``Image.transform(size, AFFINE, data, resample)``. Rendering 62,000 digits
-per realisation through a Python loop over PIL calls is slow, so this module re-implements that
-one Pillow code path in vectorised numpy, reproducing Pillow's float64 operation order exactly so
-that the uint8 output is bit-identical (checked against Pillow itself in ``tests/test_scaling.py``).
+PIL image: it hands Pillow the inverse affine matrix of a pure scaling about the centre (the exact
+one, or torchvision < 0.9's half-pixel-off one: ``pil_affine.CENTRES``) and Pillow resamples with
+``Image.transform(size, AFFINE, data, resample)``. Rendering 62,000 digits per realisation
+through a Python loop over PIL calls is slow, so this module re-implements that one Pillow code
+path in vectorised numpy, reproducing Pillow's float64 operation order exactly so that the uint8
+output is bit-identical (checked against Pillow itself in ``tests/test_scaling.py``).
 
 What Pillow (``src/libImaging/Geometry.c``) does for an affine transform with fill:
 
@@ -38,14 +39,20 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from .pil_affine import (
+    CENTRES,
     INTERPOLATIONS,
+    Centre,
     Interpolation,
     affine_coefficients,
+    check_centre,
+    fixed_points,
     pil_scale_about_centre,
     resolve_canvas,
 )
 
 __all__ = [
+    "CENTRES",
+    "Centre",
     "Interpolation",
     "affine_coefficients",
     "pil_scale_about_centre",
@@ -72,8 +79,10 @@ def _validate(
     scales: np.ndarray,
     canvas: tuple[int, int] | int | None,
     interpolation: str,
+    centre: str,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Check every argument up front so bad input fails with a message naming the field."""
+    check_centre(centre)
     if interpolation not in INTERPOLATIONS:
         raise InvalidParameterError(
             f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
@@ -149,20 +158,34 @@ class _Geometry:
     """
 
     def __init__(
-        self, s: np.ndarray, hw: tuple[int, int], canvas_hw: tuple[int, int], interp: str, step: int
+        self,
+        s: np.ndarray,
+        hw: tuple[int, int],
+        canvas_hw: tuple[int, int],
+        interp: str,
+        step: int,
+        centre: Centre,
     ) -> None:
         with np.errstate(over="ignore", invalid="ignore"):
-            self._compute(s, hw, canvas_hw, interp, step)
+            self._compute(s, hw, canvas_hw, interp, step, centre)
 
     def _compute(
-        self, s: np.ndarray, hw: tuple[int, int], canvas_hw: tuple[int, int], interp: str, step: int
+        self,
+        s: np.ndarray,
+        hw: tuple[int, int],
+        canvas_hw: tuple[int, int],
+        interp: str,
+        step: int,
+        centre: Centre,
     ) -> None:
         """Fill in the attributes (see the class docstring)."""
         h, w = hw
         ch, cw = canvas_hw
+        # affine_coefficients, vectorised over the scales (same operations, same bits).
+        out_x, out_y, in_x, in_y = fixed_points(hw, canvas_hw, centre)
         a0 = 1.0 / s
-        a2 = a0 * (-(cw / 2)) + (w / 2)
-        a5 = a0 * (-(ch / 2)) + (h / 2)
+        a2 = a0 * (-out_x) + in_x
+        a5 = a0 * (-out_y) + in_y
         if interp == "nearest":
             xo = _accumulated_positions(a0, a2, cw)
             yo = _accumulated_positions(a0, a5, ch)
@@ -258,6 +281,7 @@ def scale_about_centre(
     scales: np.ndarray,
     canvas: tuple[int, int] | int | None = None,
     interpolation: Interpolation = "bicubic",
+    centre: Centre = "exact",
 ) -> np.ndarray:
     """Scale each image about its centre by its own factor onto a fill-0 canvas.
 
@@ -273,19 +297,21 @@ def scale_about_centre(
             crops). Each is converted to float64 before use, as Python would.
         canvas: output ``(height, width)``, or one int for a square canvas; default the input size.
         interpolation: "bicubic", "bilinear" or "nearest" (Pillow's filters of those names).
+        centre: "exact" (the image centre, torchvision >= 0.9) or "legacy" (half a pixel right
+            and down, torchvision < 0.9, how SESN's published MNIST-Scale was rendered).
 
     Returns:
         ``(N, canvas_h, canvas_w)`` array of the input dtype.
 
     Raises:
-        InvalidParameterError: bad shape, dtype, scale, canvas or interpolation.
+        InvalidParameterError: bad shape, dtype, scale, canvas, interpolation or centre.
     """
-    images, s64, (ch, cw) = _validate(images, scales, canvas, interpolation)
+    images, s64, (ch, cw) = _validate(images, scales, canvas, interpolation, centre)
     n, h, w = images.shape
     if 0 < n < _SMALL_BATCH and images.dtype != np.float64:
         return np.stack(
             [
-                pil_scale_about_centre(im, float(sc), (ch, cw), interpolation)
+                pil_scale_about_centre(im, float(sc), (ch, cw), interpolation, centre)
                 for im, sc in zip(images, s64, strict=True)
             ]
         )
@@ -300,7 +326,7 @@ def scale_about_centre(
     ws = _Workspace()
     for b0 in range(0, n, block):
         bidx = order[b0 : b0 + block]
-        geo = _Geometry(s64[bidx], (h, w), (ch, cw), interpolation, step)
+        geo = _Geometry(s64[bidx], (h, w), (ch, cw), interpolation, step, centre)
         for k, c0 in enumerate(range(0, bidx.shape[0], step)):
             sl = slice(c0, c0 + step)
             x_lo, x_hi, y_lo, y_hi = geo.x_lo[k], geo.x_hi[k], geo.y_lo[k], geo.y_hi[k]
