@@ -7,10 +7,12 @@ Exit codes: 0 ok, 1 unexpected failure (including an unwritable or full output f
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from scale_datasets.errors import ScaleDatasetsError
+from scale_datasets.presets import list_presets
+from scale_datasets.presets.params import fields_of
 
 from .progress import progress_bar as _progress_bar
 
@@ -55,79 +59,131 @@ def _root(
     )
 
 
-@app.command()
-def build(
-    preset: Annotated[str, typer.Argument(help="Preset to build, e.g. mnist-scale.")],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Output file [default: ./<preset>-<source>.h5]."),
-    ] = None,
-    realisations: Annotated[
-        int | None, typer.Option(help="Build realisations 0..N-1 [default: 6].")
-    ] = None,
-    realisation: Annotated[
-        list[int] | None,
-        typer.Option("--realisation", help="Build only this realisation id (repeatable)."),
-    ] = None,
-    source: Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist.")] = "mnist",
-    source_dir: Annotated[
-        Path | None,
-        typer.Option(help="A folder with the four MNIST-format IDX files (.gz or not)."),
-    ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where sources live [default: $SCALE_DATASETS_HOME or ~/.cache/scale-datasets]."
+build_app = typer.Typer(
+    help="Build a preset into one HDF5 file with a dataset card next to it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(build_app, name="build")
+
+
+def _option(
+    name: str, annotation: Any, default: Any, *decls: str, **kwargs: Any
+) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[annotation, typer.Option(*decls, **kwargs)],
+        default=default,
+    )
+
+
+def _field_option(info: Any) -> inspect.Parameter:
+    """A `build <preset>` option from one params field: its help, default and range."""
+    allowed = info.describe_range()
+    default = ",".join(map(str, info.default)) if info.kind is tuple else info.default
+    text = f"{info.help} [default: {default}" + (f"; allowed: {allowed}]" if allowed else "]")
+    kind = bool if info.kind is bool else info.kind
+    return _option(info.name, kind | None, None, help=text, show_default=False)
+
+
+def _common_options(preset: Any) -> list[inspect.Parameter]:
+    sources = ", ".join(preset.sources)
+    options = [
+        _option(
+            "out",
+            Path | None,
+            None,
+            "--out",
+            "-o",
+            help="Output file [default: ./<preset>-<source>.h5].",
         ),
-    ] = None,
-    download: Annotated[
-        bool, typer.Option(help="Download a missing source with torchvision.")
-    ] = True,
-    min_scale: Annotated[float | None, typer.Option(help="Smallest factor [0.3].")] = None,
-    max_scale: Annotated[float | None, typer.Option(help="Largest factor [1.0].")] = None,
-    interpolation: Annotated[
-        str | None, typer.Option(help="bicubic (default), bilinear or nearest.")
-    ] = None,
-    canvas: Annotated[int | None, typer.Option(help="Output canvas side in pixels [28].")] = None,
-    n_train: Annotated[int | None, typer.Option(help="Train samples [10000].")] = None,
-    n_val: Annotated[int | None, typer.Option(help="Validation samples [2000].")] = None,
-    n_test: Annotated[int | None, typer.Option(help="Test samples [50000].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Root seed [0].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Render processes [all cores].")] = None,
-    shard: Annotated[str | None, typer.Option(help="Build only shard i/n, e.g. 1/3.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        _option(
+            "realisations",
+            int | None,
+            None,
+            help=f"Build realisations 0..N-1 [default: {len(preset.params_type().realisations)}].",
+        ),
+        _option(
+            "realisation",
+            list[int] | None,
+            None,
+            "--realisation",
+            metavar="K",
+            help="Build only this realisation id (repeatable).",
+        ),
+        _option(
+            "source",
+            str,
+            preset.default_source,
+            help=f"Named source: {sources} [default: {preset.default_source}].",
+            show_default=False,
+        ),
+        _option(
+            "source_dir", Path | None, None, help=f"A folder holding {preset.source_dir_help}."
+        ),
+        _option(
+            "root",
+            Path | None,
+            None,
+            help="Where sources live [default: $SCALE_DATASETS_HOME or ~/.cache/scale-datasets].",
+        ),
+        _option("download", bool, True, help="Download a missing source with torchvision."),
+        _option("workers", int | None, None, help="Render processes [default: all cores]."),
+        _option("shard", str | None, None, help="Build only shard i/n, e.g. 1/3."),
+        _option("overwrite", bool, False, help="Replace an existing output file."),
+        _option("as_json", bool, False, "--json", help="Print the result as JSON."),
+    ]
+    if preset.layout == "on-access":
+        options.append(
+            _option(
+                "materialise",
+                bool,
+                False,
+                help="Also store the rendered samples (float32, grouped by resolution).",
+            )
+        )
+    return options
+
+
+def _build_command(preset: Any) -> Callable[..., None]:
+    """The `build <preset>` command: common options, then one per params field."""
+    fields = [f for f in fields_of(preset.params_type) if f.name != "realisations"]
+    parameters = _common_options(preset) + [_field_option(f) for f in fields]
+    field_names = {f.name for f in fields}
+
+    def command(**kwargs: Any) -> None:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in field_names}
+        _run_build(preset.name, options, **kwargs)
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = f"{preset.summary}."
+    return command
+
+
+def _run_build(
+    preset: str,
+    options: dict[str, Any],
+    *,
+    realisations: int | None,
+    realisation: list[int] | None,
+    as_json: bool,
+    **common: Any,
 ) -> None:
-    """Build a preset into one HDF5 file with a dataset card next to it."""
     from scale_datasets.build import build as run_build
     from scale_datasets.storage.reader import read_info
 
-    given = dict(
-        realisations=realisations,
-        min_scale=min_scale,
-        max_scale=max_scale,
-        interpolation=interpolation,
-        canvas=canvas,
-        n_train=n_train,
-        n_val=n_val,
-        n_test=n_test,
-        seed=seed,
-    )
-    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    options = {k: v for k, v in options.items() if v is not None}
+    if realisations is not None:
+        options["realisations"] = realisations
     if realisation:
         options["realisation_ids"] = tuple(realisation)
     with progress_bar(err_console, "rendering") as update:
         path = run_build(
             preset,
-            out,
-            source=source,
-            source_dir=source_dir,
-            root=root,
-            download=download,
-            workers=workers,
-            shard=shard,
-            overwrite=overwrite,
             progress=lambda _stage, done, total: update(done, total),
+            **common,
             **options,
         )
     info = read_info(path)
@@ -140,28 +196,33 @@ def build(
         )
 
 
+for _preset in list_presets():
+    build_app.command(_preset.name)(_build_command(_preset))
+
+
 @app.command("list")
 def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the presets that can be built."""
-    from scale_datasets.presets import list_presets
-    from scale_datasets.sources import MNIST_LIKE_SOURCES
+    from scale_datasets import presets
 
     rows = [
         {
             "name": p.name,
             "version": p.version,
             "summary": p.summary,
-            "sources": list(MNIST_LIKE_SOURCES),
+            "sources": list(p.sources),
+            "layout": p.layout,
         }
-        for p in list_presets()
+        for p in presets.list_presets()
     ]
     if as_json:
         out_console.print_json(json.dumps(rows))
         return
     for row in rows:
-        out_console.print(f"{row['name']} (v{row['version']}): {row['summary']}")
+        out_console.print(f"{row['name']} (v{row['version']}, {row['layout']}): {row['summary']}")
+        out_console.print(f"  sources: {', '.join(row['sources'])}")
 
 
 @app.command()
@@ -184,6 +245,13 @@ def info(
         f"(images sha256 {details.source.get('sha256', {}).get('images', '?')})"
     )
     out_console.print(f"  params: {json.dumps(details.params, sort_keys=True)}")
+    render = details.render
+    out_console.print(
+        f"  layout: {details.layout}; render: {render['op']} over {render['column']}"
+        + (" (materialised)" if details.materialised else "")
+    )
+    if details.base_shape:
+        out_console.print(f"  base: {' x '.join(map(str, details.base_shape))} uint8")
     if details.shard:
         out_console.print(f"  shard: {details.shard['index']}/{details.shard['count']}")
     for k, splits in details.realisations.items():
@@ -216,7 +284,7 @@ def preview(
     count: Annotated[int, typer.Option(help="How many samples.")] = 64,
     zoom: Annotated[int, typer.Option(help="Pixel magnification.")] = 3,
 ) -> None:
-    """Write a PNG grid of samples (smallest scale first) captioned with label and scale."""
+    """Write a PNG grid of samples (smallest scale or resolution first), captioned."""
     from scale_datasets.preview import preview_grid
     from scale_datasets.storage.atomic import atomic_output
 

@@ -25,10 +25,18 @@ _LAZY = {
     "merge": ".build",
     "verify_file": ".storage.verify",
     "read_info": ".storage.reader",
+    "ScaleDataset": ".datasets",
     "MNISTScale": ".datasets",
+    "ResolutionBatchSampler": ".samplers",
     "MNIST_SCALE_MEAN": ".presets.mnist_scale",
     "MNIST_SCALE_STD": ".presets.mnist_scale",
+    "MNIST_MULTIRES_MEAN": ".presets.mnist_multires",
+    "MNIST_MULTIRES_STD": ".presets.mnist_multires",
+    "STL10_SCALE_MEAN": ".presets.stl10_scale",
+    "STL10_SCALE_STD": ".presets.stl10_scale",
     "RandomScale": ".transforms",
+    "RandomCircularShift": ".transforms",
+    "stl10_train_transforms": ".transforms",
     "list_presets": ".presets",
 }
 

@@ -1,13 +1,22 @@
 """torch Datasets over built files, following torchvision's conventions.
 
-`MNISTScale(path, split, realisation)` gives (float32 tensor 1 x H x W in [0, 1], int label),
-plus the applied scale factor with `return_scale=True`. By default a realisation's split is read
-into RAM (about 50 MB for MNIST-Scale); `in_memory=False` opens the file lazily in each process
-instead, so the dataset pickles cheaply into DataLoader workers (fork, spawn or forkserver).
+`ScaleDataset(path, split, realisation)` opens any file of ours and gives (float32 tensor C x H x W,
+int label), plus the sample's plan value (its scale factor, or its resolution) with
+`return_scale=True`. Pixels files hold rendered uint8 samples (values / 255, in [0, 1]); on-access
+files hold the source pool and the plan, and a batch is rendered when it is read, with the render
+op recorded in the file (one vectorised call per plan value in the batch, never a loop over
+items). `base_transform` runs on each base sample (C x H x W in [0, 1]) before rendering: the
+train augmentations of the Fourier protocol go there. `resolution=r` renders every sample at r.
+
+By default a split is read into RAM, with the sha256 of every dataset read checked against the
+one recorded at build time; `in_memory=False` opens the file lazily in each process instead
+(checking the small columns on open), so the dataset pickles cheaply into DataLoader workers
+(fork, spawn or forkserver).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,20 +27,61 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .errors import IntegrityError, InvalidParameterError
 from .ops.pixels import to_unit_float
+from .ops.render import as_channels, get_render_op
+from .presets.mnist_multires import MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
-from .storage.format import realisation_group
-from .storage.reader import open_ours, split_group
+from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
+from .storage.format import BASE_GROUP, realisation_group
+from .storage.hashing import array_bytes
+from .storage.reader import layout_and_render, open_ours, split_group
 
-__all__ = ["MNIST_SCALE_MEAN", "MNIST_SCALE_STD", "MNISTScale"]
+__all__ = [
+    "MNIST_MULTIRES_MEAN",
+    "MNIST_MULTIRES_STD",
+    "MNIST_SCALE_MEAN",
+    "MNIST_SCALE_STD",
+    "STL10_SCALE_MEAN",
+    "STL10_SCALE_STD",
+    "MNISTScale",
+    "ScaleDataset",
+]
 
 # Per-worker HDF5 chunk cache in lazy mode: a few dozen 256 KiB chunks, so sequential and
 # batch reads decompress each chunk once.
 LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
 
 
-class MNISTScale(Dataset):
-    """One split of one realisation of an MNIST-Scale file."""
+def _unreadable(path: Path, name: str, exc: OSError) -> IntegrityError:
+    return IntegrityError(
+        f"{path}: dataset {name} is unreadable or fails its chunk checksum ({exc})"
+    )
+
+
+def read_checked(path: Path, dataset: h5py.Dataset) -> np.ndarray:
+    """A whole dataset, with its sha256 checked against the recorded one."""
+    name = dataset.name.lstrip("/")
+    try:
+        values = dataset[()]
+    except OSError as exc:
+        raise _unreadable(path, name, exc) from exc
+    if hashlib.sha256(array_bytes(values)).hexdigest() != dataset.attrs.get("sha256"):
+        raise IntegrityError(f"{path}: dataset {name} does not match its recorded sha256")
+    return values
+
+
+def _read_rows(path: Path, dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """Rows in the given order (HDF5 wants increasing, distinct indices: read those, reorder)."""
+    wanted, where = np.unique(rows, return_inverse=True)
+    try:
+        return dataset[wanted][where]
+    except OSError as exc:
+        raise _unreadable(path, dataset.name.lstrip("/"), exc) from exc
+
+
+class ScaleDataset(Dataset):
+    """One split of one realisation of any file built by scale-datasets."""
 
     def __init__(
         self,
@@ -40,27 +90,93 @@ class MNISTScale(Dataset):
         realisation: int = 0,
         transform: Callable[[torch.Tensor], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        base_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         return_scale: bool = False,
         in_memory: bool = True,
+        resolution: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.split = split
         self.realisation = realisation
         self.transform = transform
         self.target_transform = target_transform
+        self.base_transform = base_transform
         self.return_scale = return_scale
         self.in_memory = in_memory
+        self.resolution = resolution
         self._key = f"{realisation_group(realisation)}/{split}"
         with open_ours(self.path) as h5:
+            self.layout, render = layout_and_render(h5)
+            self.preset = str(h5.attrs.get("preset", ""))
+            self._op = get_render_op(render["op"])
+            self._op_params: dict[str, Any] = render["params"]
+            self.plan_column: str = render["column"]
+            self._check_options()
             group = split_group(h5, realisation, split)
-            self.labels: np.ndarray = group["labels"][:]
-            self.scales: np.ndarray = group["scales"][:]
-            self.source_index: np.ndarray = group["source_index"][:]
-            self._images: np.ndarray | None = group["images"][:] if in_memory else None
-            self.image_shape: tuple[int, ...] = tuple(group["images"].shape[1:])
+            self.labels: np.ndarray = read_checked(self.path, group["labels"])
+            self.source_index: np.ndarray = read_checked(self.path, group["source_index"])
+            self.values: np.ndarray = read_checked(self.path, group[self.plan_column])
+            # What each item is rendered with: its planned value, or `resolution` for all.
+            self._render_values = (
+                self.values if resolution is None else np.full_like(self.values, resolution)
+            )
+            # The stored samples (pixels) or the source pool (on-access) this split reads.
+            self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
+            self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
+            stored = h5[self._samples_name]
+            self.base_shape: tuple[int, ...] = tuple(stored.shape[1:])
+            self._rows: np.ndarray | None = None  # item -> row of _samples (on-access)
+            self._samples: np.ndarray | None = None
+            if in_memory:
+                self._load(stored)
         self._h5: h5py.File | None = None
-        self._h5_images: h5py.Dataset | None = None
+        self._h5_samples: h5py.Dataset | None = None
         self._h5_pid: int | None = None
+
+    def _check_options(self) -> None:
+        if self.layout == "pixels" and (
+            self.base_transform is not None or self.resolution is not None
+        ):
+            raise InvalidParameterError(
+                f"base_transform, resolution: {self.path} stores rendered pixels (layout pixels); "
+                "they apply to on-access files only"
+            )
+        if self.resolution is not None:
+            if not self._op.by_value or self.plan_column != "resolutions":
+                raise InvalidParameterError(
+                    f"resolution: {self.path} is not a multi-resolution file"
+                )
+            if isinstance(self.resolution, bool) or not 1 <= int(self.resolution) <= 4096:
+                raise InvalidParameterError(
+                    f"resolution: must be in 1..4096, got {self.resolution}"
+                )
+
+    def _load(self, stored: h5py.Dataset) -> None:
+        samples = read_checked(self.path, stored)
+        if self.layout == "pixels":
+            self._samples = samples
+            return
+        # Keep only the pool rows this split uses.
+        used, self._rows = np.unique(self.source_index, return_inverse=True)
+        self._samples = np.ascontiguousarray(samples[used])
+
+    @property
+    def scales(self) -> np.ndarray:
+        """Each sample's scale factor (files whose plan column is scales)."""
+        return self._column("scales")
+
+    @property
+    def resolutions(self) -> np.ndarray:
+        """Each sample's resolution (multi-resolution files; all equal to `resolution` if set)."""
+        self._column("resolutions")
+        return self._render_values
+
+    def _column(self, name: str) -> np.ndarray:
+        if self.plan_column != name:
+            raise AttributeError(
+                f"{self.path} has no {name} (its plan column is {self.plan_column})"
+            )
+        return self.values
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -70,21 +186,22 @@ class MNISTScale(Dataset):
         """Labels as a tensor, as torchvision's MNIST exposes them."""
         return torch.from_numpy(self.labels)
 
-    def _lazy_images(self) -> h5py.Dataset:
+    def _lazy_samples(self) -> h5py.Dataset:
         # Open once per process (an h5py handle must never cross a fork or a pickle) and keep
         # the dataset object, so its chunk cache survives from item to item.
-        if self._h5_images is None or self._h5_pid != os.getpid():
+        if self._h5_samples is None or self._h5_pid != os.getpid():
             self._h5 = h5py.File(self.path, "r", rdcc_nbytes=LAZY_CHUNK_CACHE_BYTES)
-            self._h5_images = self._h5[self._key]["images"]
+            self._h5_samples = self._h5[self._samples_name]
             self._h5_pid = os.getpid()
-        return self._h5_images
+        return self._h5_samples
 
-    def _pixels(self, indices: np.ndarray) -> np.ndarray:
-        if self._images is not None:
-            return self._images[indices]
-        # HDF5 wants increasing, distinct indices: read those, then put them back in order.
-        wanted, where = np.unique(indices, return_inverse=True)
-        return self._lazy_images()[wanted][where]
+    def _stored(self, idx: np.ndarray) -> np.ndarray:
+        """The stored uint8 rows (pixels, or base samples) of the given items."""
+        if self._samples is not None:
+            rows = idx if self._rows is None else self._rows[idx]
+            return self._samples[rows]
+        rows = idx if self.layout == "pixels" else self.source_index[idx]
+        return _read_rows(self.path, self._lazy_samples(), rows)
 
     def _checked(self, indices: Any) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -94,37 +211,60 @@ class MNISTScale(Dataset):
             raise IndexError(f"index {int(idx[bad][0])} out of range for {n} samples")
         return idx % n if n else idx
 
-    def _item(self, image: torch.Tensor, index: int) -> tuple[Any, ...]:
+    def _render(self, idx: np.ndarray) -> list[torch.Tensor]:
+        """The items' samples as float32 tensors (C, H, W)."""
+        base = torch.from_numpy(to_unit_float(as_channels(self._stored(idx))))
+        if self.layout == "pixels":
+            return list(base.unbind(0))
+        items = list(base.unbind(0))
+        if self.base_transform is not None:
+            items = [self.base_transform(x) for x in items]
+        values = self._render_values[idx]
+        out: list[torch.Tensor] = [items[0]] * len(idx)
+        if not self._op.by_value:
+            rendered = self._op.fn(torch.stack(items), values, **self._op_params)
+            return list(rendered.unbind(0))
+        for value in np.unique(values):
+            where = np.flatnonzero(values == value)
+            batch = torch.stack([items[i] for i in where])
+            for i, sample in zip(where, self._op.fn(batch, value, **self._op_params), strict=True):
+                out[i] = sample
+        return out
+
+    def _item(self, sample: torch.Tensor, index: int) -> tuple[Any, ...]:
         target: Any = int(self.labels[index])
         if self.transform is not None:
-            image = self.transform(image)
+            sample = self.transform(sample)
         if self.target_transform is not None:
             target = self.target_transform(target)
         if self.return_scale:
-            return image, target, float(self.scales[index])
-        return image, target
+            return sample, target, self._render_values[index].item()
+        return sample, target
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[tuple[Any, ...]]:
-        """A whole batch with one read and one conversion (the DataLoader calls this)."""
+        """A whole batch with one read and one render per plan value (the DataLoader calls
+        this)."""
         idx = self._checked(indices)
-        images = torch.from_numpy(to_unit_float(self._pixels(idx)))
-        if images.ndim == 3:  # grey: add the channel axis
-            images = images.unsqueeze(1)
-        return [self._item(images[n], int(i)) for n, i in enumerate(idx)]
+        samples = self._render(idx)
+        return [self._item(samples[n], int(i)) for n, i in enumerate(idx)]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_h5"] = None
-        state["_h5_images"] = None
+        state["_h5_samples"] = None
         state["_h5_pid"] = None
         return state
 
     def __repr__(self) -> str:
         return (
-            f"MNISTScale(path={str(self.path)!r}, split={self.split!r}, "
-            f"realisation={self.realisation}, samples={len(self)}, "
+            f"{type(self).__name__}(path={str(self.path)!r}, split={self.split!r}, "
+            f"realisation={self.realisation}, samples={len(self)}, layout={self.layout!r}, "
             f"in_memory={self.in_memory})"
         )
+
+
+class MNISTScale(ScaleDataset):
+    """An MNIST-Scale file (layout pixels): (1 x 28 x 28 image in [0, 1], label) [+ scale]."""

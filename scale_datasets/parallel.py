@@ -9,7 +9,8 @@ large messages in both directions cannot block each other.)
 
 Workers start with an explicit method ("spawn": safe with threads, the same on every OS) and get
 the big read-only state (the source pool) once: an array goes through a memory-mapped .npy file,
-so start-up is quick and all workers share the same pages.
+so start-up is quick and all workers share the same pages. A task `(fn, args)` runs as
+`fn(state, *args)`: the state is an explicit argument, never a process-global that tasks reach.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ TASKS_IN_FLIGHT_PER_WORKER = 2
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
-_STATE: Any = None
-
 
 class _ArrayFile:
     """A picklable pointer to an array saved as .npy; workers memory-map it."""
@@ -46,21 +45,16 @@ class _ArrayFile:
         return np.load(self.path, mmap_mode="r")
 
 
-def worker_state() -> Any:
-    """The state handed to `ordered_map`, in whichever process runs a task."""
-    return _STATE
-
-
 _PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _worker_main(conn: Connection, state: Any) -> None:
-    global _STATE
     # Ctrl-C and SIGTERM (also sent to the whole process group by `timeout`, Slurm or
     # systemd) are handled once, by the parent, which then stops the workers.
     for sig in _PARENT_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    _STATE = state.load() if isinstance(state, _ArrayFile) else state
+    if isinstance(state, _ArrayFile):
+        state = state.load()
     # A reader thread takes tasks off the pipe while this thread computes and sends results:
     # otherwise a big task (small canvases make long index arrays) and a big result could fill
     # both directions of the pipe, each side blocked in send (the parent keeps at most
@@ -70,7 +64,7 @@ def _worker_main(conn: Connection, state: Any) -> None:
     while (task := tasks.get()) is not None:
         fn, args = task
         try:
-            conn.send((True, fn(*args)))
+            conn.send((True, fn(state, *args)))
         except Exception as exc:
             conn.send((False, exc))
 
@@ -94,15 +88,11 @@ def default_workers() -> int:
 
 
 def ordered_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any]:
-    """Run tasks, yielding results in task order; workers <= 1 runs them in this process."""
-    global _STATE
+    """Run each task as `fn(state, *args)`, yielding results in task order; workers <= 1 runs
+    them in this process."""
     if workers <= 1:
-        previous, _STATE = _STATE, state
-        try:
-            for fn, args in tasks:
-                yield fn(*args)
-        finally:
-            _STATE = previous
+        for fn, args in tasks:
+            yield fn(state, *args)
         return
     with tempfile.TemporaryDirectory(prefix="scale-datasets-") as scratch:
         if isinstance(state, np.ndarray):

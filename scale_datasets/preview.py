@@ -1,4 +1,9 @@
-"""A picture of a built file: a grid of samples, each captioned with its label and scale."""
+"""A picture of a built file: a grid of samples, each captioned with its label and plan value.
+
+Works for every layout: samples are read through `ScaleDataset` (lazily, only the picked ones), so
+on-access files are rendered exactly as a training loop would see them. Samples of different
+resolutions sit top-left in equal cells, at the same zoom, so their sizes can be compared.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,23 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InvalidParameterError
-from .storage.reader import open_ours, split_group
 
 CAPTION_PX = 14
 GAP_PX = 2  # grey lines between tiles, so black backgrounds do not run together
+
+
+def _caption(label: int, column: str, value: float) -> str:
+    if column == "resolutions":
+        return f"{label} r={int(value)}"
+    return f"{label} s={value:.2f}"
+
+
+def _to_pil(sample: np.ndarray, zoom: int) -> Image.Image:
+    """A (C, H, W) float sample in [0, 1] (ringing clipped) as a zoomed grey or RGB tile."""
+    pixels = np.rint(np.clip(sample, 0.0, 1.0) * 255).astype(np.uint8)
+    mode_pixels = pixels[0] if pixels.shape[0] == 1 else pixels[:3].transpose(1, 2, 0)
+    tile = Image.fromarray(np.ascontiguousarray(mode_pixels))
+    return tile.resize((tile.width * zoom, tile.height * zoom), Image.NEAREST).convert("RGB")
 
 
 def preview_grid(
@@ -22,34 +40,30 @@ def preview_grid(
     zoom: int = 3,
     columns: int = 8,
 ) -> Image.Image:
-    """Samples spread evenly over the range of scales (smallest first), as one image."""
+    """Samples spread evenly over the range of plan values (smallest first), as one image."""
+    from .datasets import ScaleDataset
+
     if count < 1 or zoom < 1 or columns < 1:
         raise InvalidParameterError("count, zoom and columns must be >= 1")
-    with open_ours(path) as h5:
-        group = split_group(h5, realisation, split)
-        scales = group["scales"][:]
-        order = np.argsort(scales, kind="stable")
-        picks = np.unique(order[np.linspace(0, len(order) - 1, min(count, len(order))).astype(int)])
-        picks = picks[np.argsort(scales[picks], kind="stable")]
-        images = group["images"][np.sort(picks)]
-        labels = group["labels"][np.sort(picks)]
-    by_index = {int(i): n for n, i in enumerate(np.sort(picks))}
-    height, width = images.shape[-2:]
-    tile_w, tile_h = width * zoom + GAP_PX, height * zoom + CAPTION_PX + GAP_PX
-    rows = -(-len(picks) // columns)
-    grid = Image.new("L", (columns * tile_w, rows * tile_h), color=40)
+    dataset = ScaleDataset(path, split=split, realisation=realisation, in_memory=False)
+    values = dataset.values
+    if len(values) == 0:
+        raise InvalidParameterError(f"split: {split!r} of {path} holds no samples")
+    order = np.argsort(values, kind="stable")
+    picks = np.unique(order[np.linspace(0, len(order) - 1, min(count, len(order))).astype(int)])
+    picks = picks[np.argsort(values[picks], kind="stable")]
+    items = dataset.__getitems__(picks.tolist())
+    tiles = [_to_pil(sample.numpy(), zoom) for sample, _ in items]
+    cell_w = max(t.width for t in tiles) + GAP_PX
+    cell_h = max(t.height for t in tiles) + CAPTION_PX + GAP_PX
+    rows = -(-len(tiles) // columns)
+    grid = Image.new("RGB", (columns * cell_w, rows * cell_h), color=(40, 40, 40))
     draw = ImageDraw.Draw(grid)
     font = ImageFont.load_default()
-    for slot, index in enumerate(picks):
-        n = by_index[int(index)]
-        pixels = images[n] if images.ndim == 3 else images[n].mean(axis=0).astype(np.uint8)
-        tile = Image.fromarray(pixels).resize((width * zoom, height * zoom), Image.NEAREST)
-        x, y = (slot % columns) * tile_w, (slot // columns) * tile_h
+    for slot, (tile, (_, label), index) in enumerate(zip(tiles, items, picks, strict=True)):
+        x, y = (slot % columns) * cell_w, (slot // columns) * cell_h
         grid.paste(tile, (x, y))
-        draw.text(
-            (x + 2, y + height * zoom + 1),
-            f"{labels[n]} s={scales[index]:.2f}",
-            fill=255,
-            font=font,
-        )
-    return grid
+        caption = _caption(label, dataset.plan_column, float(values[index]))
+        text_y = y + cell_h - CAPTION_PX - GAP_PX + 1
+        draw.text((x + 2, text_y), caption, fill=(255, 255, 255), font=font)
+    return grid.convert("L") if items[0][0].shape[0] == 1 else grid

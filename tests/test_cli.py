@@ -58,7 +58,10 @@ def test_build_info_verify_preview_list(fake_source, tmp_path, capsys):
     assert run(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["preset"] == "mnist-scale" and info["params"]["realisations"] == [0, 1]
-    assert info["realisations"]["1"]["test"] == {"size": 250, "image_shape": [28, 28]}
+    test = info["realisations"]["1"]["test"]
+    assert test["size"] == 250 and test["image_shape"] == [28, 28]
+    assert 0.3 <= test["scales"][0] < test["scales"][1] <= 1.0
+    assert info["layout"] == "pixels" and info["render"]["op"] == "pil_affine_scale"
     assert info["source"]["name"] == "idx-dir"
 
     assert run(["info", str(out)]) == 0
@@ -74,8 +77,12 @@ def test_build_info_verify_preview_list(fake_source, tmp_path, capsys):
         assert image.size == (8 * (56 + 2), 2 * (56 + 14 + 2))
 
     assert run(["list", "--json"]) == 0
-    presets = json.loads(capsys.readouterr().out)
-    assert presets[0]["name"] == "mnist-scale" and "fashion-mnist" in presets[0]["sources"]
+    presets = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert set(presets) >= {"mnist-scale", "mnist-multires", "stl10-scale"}
+    assert "fashion-mnist" in presets["mnist-scale"]["sources"]
+    assert presets["stl10-scale"]["sources"] == ["stl10"]
+    assert presets["mnist-multires"]["layout"] == "on-access"
+    assert presets["mnist-scale"]["layout"] == "pixels"
 
 
 def test_shards_and_merge(fake_source, tmp_path, capsys):
@@ -92,7 +99,7 @@ def test_shards_and_merge(fake_source, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--min-scale", "0"], "min_scale: must be > 0"),
+        (["--min-scale", "0"], "min_scale: 0.0 is out of range (allowed: 0.01..100)"),
         (["--min-scale", "0.8", "--max-scale", "0.4"], "min_scale: must be <= max_scale"),
         (["--n-test", "100000"], "exceeds the source pool of 500 images"),
         (["--realisations", "0"], "realisations: must be >= 1"),
@@ -109,8 +116,13 @@ def test_invalid_parameters_exit_2(fake_source, tmp_path, capsys, args, message)
 
 def test_unknown_preset_and_option_exit_2(tmp_path, capsys):
     assert run(["build", "nope", "--out", str(tmp_path / "x.h5")]) == 2
-    assert "unknown preset 'nope'" in _only_line(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "No such command 'nope'" in err and "Traceback" not in err
     assert run(["build", "mnist-scale", "--frobnicate"]) == 2
+    assert "No such option: --frobnicate" in capsys.readouterr().err
+    # Another preset's option is not this preset's
+    assert run(["build", "mnist-multires", "--min-scale", "0.5"]) == 2
+    assert "No such option: --min-scale" in capsys.readouterr().err
 
 
 def test_existing_output_exit_2(fake_source, tmp_path, capsys):
@@ -188,8 +200,10 @@ def test_preview_of_a_realisation_the_file_lacks_names_the_realisation(
 
 
 def test_help_shows_bracketed_defaults(capsys):
-    assert run(["build", "--help"]) == 0
-    assert "Output file [default: ./<preset>-<source>.h5]." in capsys.readouterr().out
+    assert run(["build", "mnist-scale", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Output file [default: ./<preset>-<source>.h5]." in out
+    assert "Smallest scale factor. [default: 0.3; allowed: 0.01..100]" in " ".join(out.split())
 
 
 def test_full_disk_exit_1_and_no_file(fake_source, tmp_path, capsys, monkeypatch):

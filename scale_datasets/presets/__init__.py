@@ -1,6 +1,16 @@
 """One module per protocol; importing this package registers them all."""
 
-from . import mnist_scale
-from .base import Plan, Preset, SplitPlan, get_preset, list_presets
+from . import mnist_multires, mnist_scale, stl10_scale
+from .base import Plan, Preset, RenderSpec, SplitPlan, get_preset, list_presets
 
-__all__ = ["Plan", "Preset", "SplitPlan", "get_preset", "list_presets", "mnist_scale"]
+__all__ = [
+    "Plan",
+    "Preset",
+    "RenderSpec",
+    "SplitPlan",
+    "get_preset",
+    "list_presets",
+    "mnist_multires",
+    "mnist_scale",
+    "stl10_scale",
+]

@@ -1,15 +1,27 @@
-"""What every preset provides: params -> plan -> render tasks, and the registry of presets."""
+"""What every preset declares, and the registry of presets.
+
+A preset is one module: its params (a `PresetParams` dataclass), the sources it reads, its random
+purposes, its plan (every random decision, drawn up front) and the render op that turns a base
+sample and its plan value into a sample. Build, storage, the Dataset and the CLI are generic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ..rng import Streams
+from ..sources.common import Source
+from ..storage.format import canonical_json, realisation_group
+from .params import PresetParams, make_params
+
+Layout = Literal["pixels", "on-access"]
+LAYOUTS: tuple[str, ...] = ("pixels", "on-access")
 
 
 @dataclass(frozen=True)
@@ -17,12 +29,10 @@ class SplitPlan:
     """All random decisions for one split of one realisation; small, stored in the file."""
 
     group: str  # e.g. "realisation_0/train"
-    columns: dict[str, np.ndarray]  # per-sample columns stored as they are (labels, scales, ...)
-    image_shape: tuple[int, ...]
-    image_dtype: str = "uint8"
+    columns: dict[str, np.ndarray]  # labels, source_index and the render op's plan column
 
     def __len__(self) -> int:
-        return len(next(iter(self.columns.values())))
+        return len(self.columns["labels"])
 
 
 @dataclass(frozen=True)
@@ -31,34 +41,95 @@ class Plan:
     group_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-# A render task is a picklable top-level function and its (small) arguments; running it gives
-# the pixel rows of one block of one split.
-RenderTask = tuple[Callable[..., np.ndarray], tuple[Any, ...]]
+@dataclass(frozen=True)
+class RenderSpec:
+    """The render op a file is built with: its name, plan column and parameters."""
+
+    op: str
+    column: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return canonical_json({"op": self.op, "column": self.column, "params": self.params})
 
 
-class Preset(Protocol):
-    """A named, versioned protocol. Its source object must offer `.name` and `.describe()`."""
+class Preset:
+    """Base of every preset; subclasses set the class attributes and the three methods."""
 
-    name: str
-    version: int
-    summary: str
-    params_type: type  # the frozen params dataclass make_params returns
+    name: ClassVar[str]
+    version: ClassVar[int]
+    summary: ClassVar[str]
+    params_type: ClassVar[type[PresetParams]]
+    layout: ClassVar[Layout]
+    sources: ClassVar[tuple[str, ...]]  # names accepted by `--source`, the default first
+    source_dir_help: ClassVar[str]  # what a `--source-dir` folder must hold
+    streams: ClassVar[Streams]
+    # Python that loads a built file, with {path} for its name (goes into the dataset card).
+    loader_example: ClassVar[str] = (
+        "from scale_datasets import ScaleDataset\n"
+        "train = ScaleDataset('{path}', split='train', realisation=0)"
+    )
 
-    def make_params(self, **options: Any) -> Any:
-        """The validated, frozen params dataclass (with `to_json()`) from user options."""
-        ...
+    @property
+    def default_source(self) -> str:
+        return self.sources[0]
+
+    def make_params(self, **options: Any) -> PresetParams:
+        """The validated params from user options (`realisations=N` means ids 0..N-1)."""
+        return make_params(self.params_type, self.name, **options)
 
     def load_source(
-        self, source: str, source_dir: Path | None, root: Path | None, download: bool
-    ) -> Any: ...
+        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
+    ) -> Source:
+        raise NotImplementedError
 
-    def plan(self, params: Any, source: Any) -> Plan: ...
+    def plan(self, params: Any, source: Source) -> Plan:
+        raise NotImplementedError
 
-    def worker_state(self, source: Any) -> Any:
-        """Big read-only data every worker needs (sent once per worker process)."""
-        ...
+    def render_spec(self, params: Any) -> RenderSpec:
+        raise NotImplementedError
 
-    def render_task(self, params: Any, split: SplitPlan, lo: int, hi: int) -> RenderTask: ...
+    def sample_shape(self, params: Any, source: Source) -> tuple[int, ...]:
+        """The stored shape of one rendered sample (layout "pixels" only)."""
+        raise NotImplementedError
+
+    def realisation_attrs(self, params: Any, realisation: int) -> dict[str, Any]:
+        """What a realisation's group records: its id and how to recreate its streams."""
+        material = self.streams.seed_material(params.seed, realisation)
+        return {"realisation": realisation, "seed_material": json.dumps(material, sort_keys=True)}
+
+    def check_source_name(self, source: str | None) -> str:
+        name = self.default_source if source is None else source
+        if name not in self.sources:
+            raise InvalidParameterError(
+                f"source: {self.name} reads {', '.join(self.sources)}; got {name!r}"
+            )
+        return name
+
+
+def split_plan(
+    realisation: int, split: str, labels: np.ndarray, index: np.ndarray, column: str, values: Any
+) -> SplitPlan:
+    """The stored columns of one split: labels, source_index and the plan column."""
+    return SplitPlan(
+        group=f"{realisation_group(realisation)}/{split}",
+        columns={
+            "labels": labels[index].astype(np.int64),
+            "source_index": index.astype(np.int32),
+            column: values,
+        },
+    )
+
+
+def equal_groups(n: int, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n plan values in equal groups (sizes differ by at most 1, nothing left over), shuffled.
+
+    Which values get the extra sample (when len(values) does not divide n) is drawn too.
+    """
+    values = np.asarray(values)
+    counts = np.full(len(values), n // len(values))
+    counts[rng.permutation(len(values))[: n % len(values)]] += 1
+    return rng.permutation(np.repeat(values, counts))
 
 
 _REGISTRY: dict[str, Preset] = {}

@@ -8,6 +8,11 @@ from pathlib import Path
 from .atomic import write_text_atomic
 from .reader import FileInfo
 
+_LAYOUT_NOTES = {
+    "pixels": " (rendered samples stored as uint8)",
+    "on-access": " (the source pool and the plan are stored; samples are rendered when read)",
+}
+
 
 def card_path(data_file: Path) -> Path:
     return data_file.with_name(f"{data_file.stem}.card.md")
@@ -24,6 +29,13 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
         f"- preset: `{info.preset}` (version {info.preset_version})",
         f"- source: `{info.source.get('name')}`, images sha256 "
         f"`{info.source.get('sha256', {}).get('images', '?')}`",
+        f"- layout: `{info.layout}`" + _LAYOUT_NOTES[info.layout],
+        f"- render op: `{info.render['op']}` over the plan column `{info.render['column']}`"
+        + (
+            f", parameters `{json.dumps(info.render['params'], sort_keys=True)}`"
+            if info.render["params"]
+            else ""
+        ),
         f"- made with: {', '.join(f'{k} {v}' for k, v in sorted(info.created_with.items()))}",
         "- parameters:",
         "",
@@ -33,12 +45,19 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
         "",
         "## Contents",
         "",
-        "| realisation | split | samples | image shape |",
+        "| realisation | split | samples | sample |",
         "|---|---|---|---|",
     ]
     for k, splits in info.realisations.items():
+        lines += [f"| {k} | {s.name} | {s.size} | {s.describe(info.channels)} |" for s in splits]
+    if info.base_shape:
+        shape = " x ".join(map(str, info.base_shape))
+        lines += ["", f"Base pool under `/base/images`: {shape} uint8."]
+    if info.materialised:
         lines += [
-            f"| {k} | {s.name} | {s.size} | {' x '.join(map(str, s.image_shape))} |" for s in splits
+            "",
+            "Materialised: each split's rendered samples are stored as float32 "
+            "`<split>/r<r>/images` (n, C, r, r), with `<split>/index` (N, 2) = (r, row).",
         ]
     if info.shard:
         lines += [

@@ -65,8 +65,8 @@ def encode_chunks(rows: np.ndarray, chunk_rows: int, level: int) -> list[bytes]:
 
 
 def render_and_encode(
-    fn: Callable[..., np.ndarray], args: tuple[Any, ...], chunk_rows: int, level: int
+    state: Any, fn: Callable[..., np.ndarray], args: tuple[Any, ...], chunk_rows: int, level: int
 ) -> tuple[np.ndarray, list[bytes]]:
-    """Run a render task and encode its chunks in the same (worker) process."""
-    rows = fn(*args)
+    """Run a render task `fn(state, *args)` and encode its chunks in the same (worker) process."""
+    rows = fn(state, *args)
     return rows, encode_chunks(rows, chunk_rows, level)

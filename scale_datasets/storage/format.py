@@ -1,4 +1,10 @@
-"""Constants and small helpers that define format version 1 on disk."""
+"""Constants and small helpers that define the format on disk.
+
+Version 2 adds the root attributes `layout` ("pixels" or "on-access") and `render` (the render op,
+its plan column and parameters), and the `/base` group of on-access files. Version 1 files (all
+MNIST-Scale, pixels layout) stay readable: they are read as pixels files rendered with
+`pil_affine_scale` from their params.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from typing import Any
 import numpy as np
 
 FORMAT_NAME = "scale-datasets"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+BASE_GROUP = "base"
 
 # Chunks of about this many bytes: big enough for fast gzip, small enough for random access.
 TARGET_CHUNK_BYTES = 256 * 1024

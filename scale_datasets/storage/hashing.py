@@ -1,7 +1,8 @@
 """The content hash: logical content, never file bytes.
 
 Each dataset's digest is sha256 over its C-order bytes (little-endian). The file's digest is
-sha256 over the canonical JSON of the params, the source arrays' digests and, for every dataset
+sha256 over the canonical JSON of the params, the source arrays' digests, the layout and render op
+(format 2 on) and, for every dataset
 sorted by name, its name, dtype, shape and digest. So the hash is stable across HDF5 and zlib
 versions, chunking and compression, and equal content always hashes equal.
 """
@@ -47,13 +48,24 @@ class DatasetDigest:
         return self._sha.hexdigest()
 
 
-def file_digest(params_json: str, source_digests: dict[str, str], datasets: list[dict]) -> str:
-    """Combine per-dataset digests into the file's content_sha256."""
-    payload = {
+def file_digest(
+    params_json: str,
+    source_digests: dict[str, str],
+    datasets: list[dict],
+    layout_render: dict[str, str] | None = None,
+) -> str:
+    """Combine per-dataset digests into the file's content_sha256.
+
+    `layout_render` ({"layout": ..., "render": ...}, format 2 on) covers how the stored data is to
+    be rendered, so editing the render op's record is caught like editing the params.
+    """
+    payload: dict[str, object] = {
         "params": params_json,
         "source": source_digests,
         "datasets": sorted(datasets, key=lambda d: d["name"]),
     }
+    if layout_render is not None:
+        payload["layout_render"] = layout_render
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 

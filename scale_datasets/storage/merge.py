@@ -12,13 +12,14 @@ import h5py
 
 from ..errors import IntegrityError, InvalidParameterError
 from .atomic import atomic_output, check_can_create
+from .format import canonical_json
 from .hashing import DatasetDigest, dtype_name
-from .reader import open_ours
+from .reader import layout_and_render, open_ours
 from .writer import DatasetSpec, FileSpec, StreamingWriter
 
 log = logging.getLogger(__name__)
 
-_SAME = ("preset", "preset_version", "params", "dataset_names")
+_SAME = ("preset", "preset_version", "params", "layout", "render", "dataset_names")
 
 
 def _shard_of(h5: h5py.File) -> tuple[int, int]:
@@ -78,6 +79,10 @@ def merge_shards(
             for name in first
             if isinstance(first[name], h5py.Group)
         }
+        layout, render = layout_and_render(first)
+        render_json = (
+            str(first.attrs["render"]) if "render" in first.attrs else canonical_json(render)
+        )
         spec = FileSpec(
             preset=str(first.attrs["preset"]),
             preset_version=int(first.attrs["preset_version"]),
@@ -85,6 +90,8 @@ def merge_shards(
             source=source,
             source_digests=source["sha256"],
             datasets=tuple(datasets),
+            layout=layout,
+            render_json=render_json,
             group_attrs=group_attrs,
         )
         total = sum(ds.shape[0] for ds in datasets)

@@ -1,4 +1,4 @@
-"""Reading the attributes and layout of a format-1 file."""
+"""Reading the attributes and layout of our files (format 1 and 2)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,42 @@ from typing import Any
 import h5py
 
 from ..errors import IntegrityError, InvalidParameterError
-from .format import FORMAT_NAME, FORMAT_VERSION, realisation_group
+from .format import BASE_GROUP, FORMAT_NAME, READABLE_VERSIONS, realisation_group
 
-SAMPLE_COLUMNS = ("images", "labels", "scales", "source_index")
 SPLIT_ORDER = ("train", "val", "test")
+PLAN_COLUMNS = ("scales", "resolutions")
+
+# How version-1 files (MNIST-Scale, pixels, exact centre) were rendered, from their params.
+_V1_RENDER_KEYS = ("canvas", "interpolation")
 
 
 @dataclass(frozen=True)
 class SplitInfo:
     name: str
     size: int
-    image_shape: tuple[int, ...]
+    column: str  # the plan column: "scales" or "resolutions"
+    value_range: tuple[float, float] | None  # min and max of the plan column (None if empty)
+    image_shape: tuple[int, ...] | None  # stored pixels per sample (pixels layout only)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": self.size}
+        if self.image_shape is not None:
+            out["image_shape"] = list(self.image_shape)
+        out[self.column] = list(self.value_range) if self.value_range else None
+        return out
+
+    def describe(self, channels: int) -> str:
+        """e.g. "28 x 28, scales 0.30..1.00" or "3 x r x r, resolutions 49..97"."""
+        if self.image_shape is not None:
+            shape = " x ".join(map(str, self.image_shape))
+        else:
+            shape = f"{channels} x r x r"
+        if self.value_range is None:
+            return shape
+        lo, hi = self.value_range
+        if self.column == "resolutions":
+            return f"{shape}, {self.column} {int(lo)}..{int(hi)}"
+        return f"{shape}, {self.column} {lo:.2f}..{hi:.2f}"
 
 
 @dataclass(frozen=True)
@@ -28,31 +53,44 @@ class FileInfo:
     """What `info` shows: everything recorded about a file, without reading pixels."""
 
     path: str
+    format_version: int
     preset: str
     preset_version: int
     params: dict[str, Any]
     source: dict[str, Any]
+    layout: str
+    render: dict[str, Any]
+    base_shape: tuple[int, ...] | None  # the stored pool's (N, ...) shape, on-access only
+    materialised: bool
     created_with: dict[str, str]
     content_sha256: str
     shard: dict[str, int] | None
     realisations: dict[int, tuple[SplitInfo, ...]]
     file_bytes: int
 
+    @property
+    def channels(self) -> int:
+        """Channels of a rendered sample (1 for grey pools)."""
+        return self.base_shape[1] if self.base_shape and len(self.base_shape) == 4 else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
+            "format_version": self.format_version,
             "preset": self.preset,
             "preset_version": self.preset_version,
             "params": self.params,
             "source": self.source,
+            "layout": self.layout,
+            "render": self.render,
+            "base_shape": list(self.base_shape) if self.base_shape else None,
+            "materialised": self.materialised,
             "created_with": self.created_with,
             "content_sha256": self.content_sha256,
             "shard": self.shard,
             "file_bytes": self.file_bytes,
             "realisations": {
-                str(k): {
-                    s.name: {"size": s.size, "image_shape": list(s.image_shape)} for s in splits
-                }
+                str(k): {s.name: s.to_json() for s in splits}
                 for k, splits in self.realisations.items()
             },
         }
@@ -72,10 +110,11 @@ def open_ours(path: Path | str) -> h5py.File:
         h5.close()
         raise IntegrityError(f"{path}: not a scale-datasets file (format attribute {fmt!r})")
     version = int(h5.attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         h5.close()
         raise IntegrityError(
-            f"{path}: format version {version}, this package reads {FORMAT_VERSION}"
+            f"{path}: format version {version}, this package reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return h5
 
@@ -104,8 +143,30 @@ def _json_attr(h5: h5py.File, key: str) -> Any:
         raise IntegrityError(f"{h5.filename}: attribute {key!r} missing or not JSON") from exc
 
 
+def layout_and_render(h5: h5py.File) -> tuple[str, dict[str, Any]]:
+    """The file's layout and render record; version-1 files get theirs from their params."""
+    if int(h5.attrs["format_version"]) == 1:
+        params = _json_attr(h5, "params")
+        render_params = {key: params[key] for key in _V1_RENDER_KEYS if key in params}
+        return "pixels", {"op": "pil_affine_scale", "column": "scales", "params": render_params}
+    layout = str(h5.attrs.get("layout", ""))
+    if layout not in ("pixels", "on-access"):
+        raise IntegrityError(f"{h5.filename}: unknown layout {layout!r}")
+    render = _json_attr(h5, "render")
+    if not isinstance(render, dict) or not {"op", "column", "params"} <= set(render):
+        raise IntegrityError(f"{h5.filename}: attribute 'render' lacks op, column or params")
+    return layout, render
+
+
+def _value_range(column: h5py.Dataset) -> tuple[float, float] | None:
+    values = column[()]
+    return (values.min().item(), values.max().item()) if len(values) else None
+
+
 def read_info(path: Path | str) -> FileInfo:
     with open_ours(path) as h5:
+        layout, render = layout_and_render(h5)
+        column = render["column"]
         realisations: dict[int, tuple[SplitInfo, ...]] = {}
         for group_name in sorted(h5):
             if not group_name.startswith("realisation_"):
@@ -113,21 +174,34 @@ def read_info(path: Path | str) -> FileInfo:
             group = h5[group_name]
             names = [n for n in group if isinstance(group[n], h5py.Group) and "labels" in group[n]]
             names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else 99, n))
-            splits = tuple(
-                SplitInfo(n, int(group[n]["labels"].shape[0]), tuple(group[n]["images"].shape[1:]))
+            realisations[int(group.attrs["realisation"])] = tuple(
+                SplitInfo(
+                    n,
+                    int(group[n]["labels"].shape[0]),
+                    column,
+                    _value_range(group[n][column]),
+                    tuple(group[n]["images"].shape[1:]) if layout == "pixels" else None,
+                )
                 for n in names
             )
-            realisations[int(group.attrs["realisation"])] = splits
-        shard = _json_attr(h5, "shard") if "shard" in h5.attrs else None
+        base = f"{BASE_GROUP}/images"
+        materialised = any(
+            "index" in h5[g][n] for g in h5 if g.startswith("realisation_") for n in h5[g]
+        )
         return FileInfo(
             path=str(path),
+            format_version=int(h5.attrs["format_version"]),
             preset=str(h5.attrs.get("preset", "")),
             preset_version=int(h5.attrs.get("preset_version", -1)),
             params=_json_attr(h5, "params"),
             source=_json_attr(h5, "source"),
+            layout=layout,
+            render=render,
+            base_shape=tuple(h5[base].shape) if base in h5 else None,
+            materialised=materialised,
             created_with=_json_attr(h5, "created_with"),
             content_sha256=str(h5.attrs.get("content_sha256", "")),
-            shard=shard,
+            shard=_json_attr(h5, "shard") if "shard" in h5.attrs else None,
             realisations=realisations,
             file_bytes=Path(path).stat().st_size,
         )

@@ -63,6 +63,11 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
             recorded = str(h5.attrs["content_sha256"])
             params_json = str(h5.attrs["params"])
             source = json.loads(h5.attrs["source"])
+            layout_render = (
+                {"layout": str(h5.attrs["layout"]), "render": str(h5.attrs["render"])}
+                if int(h5.attrs["format_version"]) >= 2
+                else None
+            )
         except (KeyError, ValueError) as exc:
             raise IntegrityError(
                 f"{path}: required attribute missing or malformed ({exc})"
@@ -113,7 +118,7 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
                     f"{path}: group {group_name} does not match its recorded content_sha256"
                 )
         source_digests = source.get("sha256", {}) if isinstance(source, dict) else {}
-        content = file_digest(params_json, source_digests, entries)
+        content = file_digest(params_json, source_digests, entries, layout_render)
         if content != recorded:
             raise IntegrityError(
                 f"{path}: content_sha256 mismatch: recorded {recorded[:16]}..., "

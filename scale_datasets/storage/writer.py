@@ -1,4 +1,4 @@
-"""Streaming writer of format-1 files: datasets are filled in row order and hashed as they go."""
+"""Streaming writer of our files: datasets are filled in row order and hashed as they go."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class FileSpec:
     source: dict[str, Any]
     source_digests: dict[str, str]
     datasets: tuple[DatasetSpec, ...]
+    layout: str
+    render_json: str
     group_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_root_attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +62,8 @@ class StreamingWriter:
         h5.attrs["preset"] = spec.preset
         h5.attrs["preset_version"] = spec.preset_version
         h5.attrs["params"] = spec.params_json
+        h5.attrs["layout"] = spec.layout
+        h5.attrs["render"] = spec.render_json
         h5.attrs["source"] = json.dumps(spec.source, sort_keys=True)
         h5.attrs["created_with"] = json.dumps(package_versions(), sort_keys=True)
         h5.attrs["dataset_names"] = canonical_json(sorted(ds.name for ds in spec.datasets))
@@ -120,6 +124,11 @@ class StreamingWriter:
             )
         for group in self._spec.group_attrs:
             self._h5[group].attrs["content_sha256"] = group_digest(entries, group)
-        content = file_digest(self._spec.params_json, self._spec.source_digests, entries)
+        content = file_digest(
+            self._spec.params_json,
+            self._spec.source_digests,
+            entries,
+            {"layout": self._spec.layout, "render": self._spec.render_json},
+        )
         self._h5.attrs["content_sha256"] = content
         return content
