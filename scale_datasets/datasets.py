@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from .errors import IntegrityError, InvalidParameterError
 from .ops.pixels import to_unit_float
-from .ops.render import as_channels, get_render_op
+from .ops.render import get_render_op
 from .presets.mnist_multires import MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
@@ -94,6 +94,8 @@ class ScaleDataset(Dataset):
         return_scale: bool = False,
         in_memory: bool = True,
         resolution: int | None = None,
+        cache: bool = False,
+        device: str | torch.device | None = None,
     ) -> None:
         self.path = Path(path)
         self.split = split
@@ -104,6 +106,7 @@ class ScaleDataset(Dataset):
         self.return_scale = return_scale
         self.in_memory = in_memory
         self.resolution = resolution
+        self.device = torch.device(device) if device is not None else None
         self._key = f"{realisation_group(realisation)}/{split}"
         with open_ours(self.path) as h5:
             self.layout, render = layout_and_render(h5)
@@ -126,14 +129,24 @@ class ScaleDataset(Dataset):
             stored = h5[self._samples_name]
             self.base_shape: tuple[int, ...] = tuple(stored.shape[1:])
             self._rows: np.ndarray | None = None  # item -> row of _samples (on-access)
-            self._samples: np.ndarray | None = None
+            self._samples: torch.Tensor | None = None
             if in_memory:
                 self._load(stored)
+        # Rendered samples by item, kept after their first render (on-access files without a
+        # base_transform: the renders are then fixed).
+        self._cache: list[torch.Tensor | None] | None = None
+        if cache and self.layout == "on-access" and base_transform is None:
+            self._cache = [None] * len(self)
         self._h5: h5py.File | None = None
         self._h5_samples: h5py.Dataset | None = None
         self._h5_pid: int | None = None
 
     def _check_options(self) -> None:
+        if self.layout == "on-access" and not self._op.by_value:
+            raise IntegrityError(
+                f"{self.path}: render op {self._op.name} cannot be rendered on access by this "
+                "version of scale-datasets"
+            )
         if self.layout == "pixels" and (
             self.base_transform is not None or self.resolution is not None
         ):
@@ -153,12 +166,12 @@ class ScaleDataset(Dataset):
 
     def _load(self, stored: h5py.Dataset) -> None:
         samples = read_checked(self.path, stored)
-        if self.layout == "pixels":
-            self._samples = samples
-            return
-        # Keep only the pool rows this split uses.
-        used, self._rows = np.unique(self.source_index, return_inverse=True)
-        self._samples = np.ascontiguousarray(samples[used])
+        if self.layout == "on-access":  # keep only the pool rows this split uses
+            used, self._rows = np.unique(self.source_index, return_inverse=True)
+            samples = np.ascontiguousarray(samples[used])
+        self._samples = torch.from_numpy(samples)
+        if self.device is not None:
+            self._samples = self._samples.to(self.device)
 
     @property
     def scales(self) -> np.ndarray:
@@ -195,13 +208,14 @@ class ScaleDataset(Dataset):
             self._h5_pid = os.getpid()
         return self._h5_samples
 
-    def _stored(self, idx: np.ndarray) -> np.ndarray:
-        """The stored uint8 rows (pixels, or base samples) of the given items."""
+    def _stored(self, idx: np.ndarray) -> torch.Tensor:
+        """The stored uint8 rows (pixels, or base samples) of the given items, on the device."""
         if self._samples is not None:
             rows = idx if self._rows is None else self._rows[idx]
-            return self._samples[rows]
+            return self._samples[torch.from_numpy(rows).to(self._samples.device)]
         rows = idx if self.layout == "pixels" else self.source_index[idx]
-        return _read_rows(self.path, self._lazy_samples(), rows)
+        stored = torch.from_numpy(_read_rows(self.path, self._lazy_samples(), rows))
+        return stored.to(self.device) if self.device is not None else stored
 
     def _checked(self, indices: Any) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -212,21 +226,33 @@ class ScaleDataset(Dataset):
         return idx % n if n else idx
 
     def _render(self, idx: np.ndarray) -> list[torch.Tensor]:
-        """The items' samples as float32 tensors (C, H, W)."""
-        base = torch.from_numpy(to_unit_float(as_channels(self._stored(idx))))
+        """The items' samples as float32 tensors (C, H, W), from the cache where it has them."""
+        if self._cache is None:
+            return self._render_uncached(idx)
+        missing = np.array([n for n, i in enumerate(idx) if self._cache[i] is None], dtype=np.int64)
+        if len(missing):
+            for n, sample in zip(missing, self._render_uncached(idx[missing]), strict=True):
+                self._cache[idx[n]] = sample
+        return [self._cache[i] for i in idx]
+
+    def _render_uncached(self, idx: np.ndarray) -> list[torch.Tensor]:
+        stored = self._stored(idx)
+        base = to_unit_float(stored)
+        if base.ndim == 3:  # grey: add the channel axis
+            base = base.unsqueeze(1)
         if self.layout == "pixels":
             return list(base.unbind(0))
         items = list(base.unbind(0))
         if self.base_transform is not None:
             items = [self.base_transform(x) for x in items]
         values = self._render_values[idx]
-        out: list[torch.Tensor] = [items[0]] * len(idx)
-        if not self._op.by_value:
-            rendered = self._op.fn(torch.stack(items), values, **self._op_params)
-            return list(rendered.unbind(0))
+        out: list[torch.Tensor] = items
         for value in np.unique(values):
             where = np.flatnonzero(values == value)
-            batch = torch.stack([items[i] for i in where])
+            if self.base_transform is None and len(where) == len(idx):
+                batch = base  # the usual case: one resolution per batch
+            else:
+                batch = torch.stack([items[i] for i in where])
             for i, sample in zip(where, self._op.fn(batch, value, **self._op_params), strict=True):
                 out[i] = sample
         return out
