@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fake_idx import write_fake_mnist
+from fake_stl import write_fake_stl10
 
 from scale_datasets.build import build
 
@@ -27,6 +28,28 @@ def fake_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fake-mnist")
     write_fake_mnist(folder, n_train=400, n_test=100, gz=True, seed=1)
     return folder
+
+
+@pytest.fixture(scope="session")
+def fake_stl_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding stl10_binary/ with 30 train + 30 test fake images."""
+    folder = tmp_path_factory.mktemp("fake-stl")
+    write_fake_stl10(folder, n_train=30, n_test=30, seed=2)
+    return folder
+
+
+# One tiny fixture per preset, which the contract suite (test_preset_contract.py) builds:
+# the fixture source (a conftest fixture name) and the build options. Every registered preset
+# must have an entry; a new preset adds one here.
+PRESET_FIXTURES: dict[str, tuple[str, dict]] = {
+    "mnist-scale": ("fake_source", dict(realisations=2, **SMALL)),
+    "mnist-multires": ("fake_source", dict(realisations=2, n_train=120, n_val=30, n_test=250)),
+    # 90..97 keeps the 97 grid (the 96 x 96 image put on a 97 x 97 grid) in a tiny build.
+    "stl10-scale": (
+        "fake_stl_source",
+        dict(realisations=2, n_train=24, n_val=8, n_test=16, min_resolution=90, max_resolution=97),
+    ),
+}
 
 
 @pytest.fixture(scope="session")
