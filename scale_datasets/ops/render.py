@@ -42,15 +42,28 @@ def _pil_affine_scale(base: np.ndarray, scales: np.ndarray, **params: Any) -> np
 def _fourier_resample(samples: Any, resolution: int) -> Any:
     """Ideal down-scaling D_r of float samples (B, C, H, W) -> (B, C, r, r), same type out.
 
-    numpy in, numpy out (the builder); torch in, torch out (the Dataset, on any device).
+    torch in, torch out: the Dataset, one batched FFT on the samples' device. numpy in, numpy
+    out: the builder's materialised samples, which must not depend on how rows fall into
+    blocks, shards or workers (a batched FFT's last bits can depend on the batch): one sample
+    at a time, in float64 on one thread, rounded to float32. The two agree to ~1e-7.
     """
     import torch
 
     from .fourier import resample
 
-    if isinstance(samples, np.ndarray):
-        return resample(torch.from_numpy(samples), int(resolution)).numpy()
-    return resample(samples, int(resolution))
+    if not isinstance(samples, np.ndarray):
+        return resample(samples, int(resolution))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = [
+            resample(torch.from_numpy(sample.astype(np.float64)), int(resolution)).numpy()
+            for sample in samples
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    shape = (0, samples.shape[1], int(resolution), int(resolution))
+    return np.stack(out).astype(np.float32) if out else np.zeros(shape, np.float32)
 
 
 RENDER_OPS: dict[str, RenderOp] = {
