@@ -32,6 +32,27 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def test_legacy_centre_renders_about_torchvisions_old_centre(fake_source, tmp_path):
+    path = build(
+        "mnist-scale",
+        tmp_path / "legacy.h5",
+        source_dir=fake_source,
+        realisations=1,
+        centre="legacy",
+        **SMALL,
+    )
+    source = load_mnist_like(source_dir=fake_source)
+    with h5py.File(path, "r") as h5:
+        g = h5["realisation_0/val"]
+        images, scales, index = g["images"][:], g["scales"][:], g["source_index"][:]
+    differs = 0
+    for image, scale, i in zip(images, scales, index, strict=True):
+        expected = pil_scale_about_centre(source.images[i], float(scale), centre="legacy")
+        assert np.array_equal(image, expected)
+        differs += not np.array_equal(image, pil_scale_about_centre(source.images[i], float(scale)))
+    assert differs == len(images)
+
+
 def _negate(_state: None, values: np.ndarray) -> np.ndarray:
     return -values
 

@@ -137,3 +137,20 @@ def test_splits_larger_than_the_pool_are_rejected():
 def test_params_round_trip_through_json():
     params = MNISTScaleParams(realisations=(2, 4), min_scale=0.25, interpolation="nearest")
     assert MNISTScaleParams.from_json(params.to_json()) == params
+
+
+def test_per_class_counts_equal_sklearns_two_step_split(plan6, pool):
+    """SESN split with train_test_split(stratify=...) twice; every split has its class counts."""
+    from sklearn.model_selection import train_test_split
+
+    trainval, test = train_test_split(
+        pool.labels, train_size=12_000, test_size=50_000, stratify=pool.labels, random_state=0
+    )
+    train, val = train_test_split(
+        trainval, train_size=10_000, test_size=2_000, stratify=trainval, random_state=0
+    )
+    for k in range(6):
+        splits = _by_split(plan6, k)
+        for name, theirs in (("train", train), ("val", val), ("test", test)):
+            ours = np.bincount(splits[name].columns["labels"], minlength=10)
+            assert np.array_equal(ours, np.bincount(theirs, minlength=10)), (k, name)

@@ -219,3 +219,31 @@ def test_bad_stl_files_exit_4_with_one_line(tmp_path, capsys, damage, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith("error: ")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_lazy_files_render_in_spawned_dataloader_workers(built):
+    eager = ScaleDataset(built, "test", 0)
+    lazy = ScaleDataset(built, "test", 0, in_memory=False)
+    lazy[0]  # an open handle in the parent must not leak into the workers
+    batches = list(ResolutionBatchSampler(eager, batch_size=8, shuffle=False))
+    loader = DataLoader(lazy, batch_sampler=batches, num_workers=2, multiprocessing_context="spawn")
+    for (images, labels), batch in zip(loader, batches, strict=True):
+        expected = torch.stack([eager[i][0] for i in batch])
+        torch.testing.assert_close(images, expected, rtol=0, atol=1e-6)
+        assert labels.tolist() == eager.labels[batch].tolist()
+
+
+def test_info_verify_and_preview_on_the_command_line(case, built, tmp_path, capsys):
+    from PIL import Image
+
+    assert run(["info", str(built)]) == 0
+    out = capsys.readouterr().out
+    assert "layout: on-access; render: fourier_resample over resolutions" in out
+    assert "realisation 1: train" in out
+    assert run(["verify", str(built)]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {built}")
+    png = tmp_path / "grid.png"
+    assert run(["preview", str(built), "--out", str(png), "--split", "test", "--count", "9"]) == 0
+    with Image.open(png) as image:
+        assert image.mode == ("L" if case[0] == "mnist-multires" else "RGB")
+        assert image.width > 0 and image.height > 0
