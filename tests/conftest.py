@@ -59,6 +59,20 @@ def small_build(fake_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return build("mnist-scale", out, source_dir=fake_source, realisations=2, workers=1, **SMALL)
 
 
+def flip_a_byte(path: Path, dataset: str, chunk: int = 0) -> None:
+    """Flip one bit in the middle of a stored (compressed) chunk of a dataset."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        info = h5[dataset].id.get_chunk_info(chunk)
+        offset = info.byte_offset + info.size // 2
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x10]))
+
+
 def debian_fashion_or_skip() -> Path:
     if not DEBIAN_FASHION.is_dir():
         if os.environ.get("CI"):

@@ -130,7 +130,7 @@ def test_realisation_count_must_be_positive():
 
 
 def test_splits_larger_than_the_pool_are_rejected():
-    with pytest.raises(InvalidParameterError, match="exceeds the source pool of 1000 images"):
+    with pytest.raises(InvalidParameterError, match="exceeds the source pool of 1000 samples"):
         PRESET.plan(MNISTScaleParams(n_train=500, n_val=100, n_test=401), Pool(1000))
 
 

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import PRESET_FIXTURES
+from conftest import PRESET_FIXTURES, flip_a_byte
 from fake_stl import write_fake_stl10
 from scale_datasets.cli.app import run
 from torch.utils.data import DataLoader
@@ -184,13 +184,8 @@ def test_lazy_mode_names_the_dataset_on_a_failed_chunk_checksum(built, tmp_path)
     copy = Path(shutil.copy(built, tmp_path / "copy.h5"))
     ds = ScaleDataset(copy, "train", 0, in_memory=False)
     with h5py.File(copy, "r") as h5:
-        chunk = h5["base/images"].id.get_chunk_info(0)
         rows = h5["base/images"].chunks[0]
-    with open(copy, "r+b") as handle:
-        handle.seek(chunk.byte_offset + chunk.size // 2)
-        byte = handle.read(1)
-        handle.seek(chunk.byte_offset + chunk.size // 2)
-        handle.write(bytes([byte[0] ^ 0x10]))
+    flip_a_byte(copy, "base/images")
     victim = int(np.flatnonzero(ds.source_index < rows)[0])
     with pytest.raises(IntegrityError, match=f"{copy}: dataset base/images is unreadable"):
         ds[victim]

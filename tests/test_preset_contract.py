@@ -12,7 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import PRESET_FIXTURES
+from conftest import PRESET_FIXTURES, flip_a_byte
 from scale_datasets.cli.app import run
 
 from scale_datasets import ScaleDataset
@@ -96,22 +96,11 @@ def test_a_realisation_alone_equals_it_in_a_full_build(case, built, tmp_path):
     )
 
 
-def _flip_a_byte(path: Path, dataset: str) -> None:
-    with h5py.File(path, "r") as h5:
-        chunk = h5[dataset].id.get_chunk_info(0)
-        offset = chunk.byte_offset + chunk.size // 2
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0x10]))
-
-
 def test_a_flipped_byte_is_caught_by_verify_and_by_the_dataset(case, built, tmp_path):
     copy = Path(shutil.copy(built, tmp_path / "copy.h5"))
     with h5py.File(copy, "r") as h5:
         samples = "base/images" if "base" in h5 else "realisation_0/train/images"
-    _flip_a_byte(copy, samples)
+    flip_a_byte(copy, samples)
     with pytest.raises(IntegrityError, match=samples):
         verify_file(copy)
     with pytest.raises(IntegrityError, match=f"{copy}: dataset {samples}"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import flip_a_byte
 
 from scale_datasets.errors import IntegrityError
 from scale_datasets.storage.reader import read_info
@@ -26,14 +27,7 @@ def test_an_intact_file_verifies(small_build: Path):
 
 
 def test_a_flipped_byte_in_pixel_data_is_caught(copy: Path):
-    with h5py.File(copy, "r") as h5:
-        info = h5["realisation_0/test/images"].id.get_chunk_info(0)
-        offset = info.byte_offset + info.size // 2
-    with open(copy, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0x10]))
+    flip_a_byte(copy, "realisation_0/test/images")
     with pytest.raises(IntegrityError, match="realisation_0/test/images"):
         verify_file(copy)
 

@@ -107,6 +107,30 @@ class Preset:
         return name
 
 
+class MnistLikeSources:
+    """Mixin for presets that read the MNIST family (any folder of the four IDX files)."""
+
+    sources: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "kmnist")
+    source_dir_help: ClassVar[str] = "the four MNIST-format IDX files (.gz or not)"
+
+    def load_source(
+        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
+    ) -> Source:
+        from ..sources import load_mnist_like
+
+        name = self.check_source_name(source)  # type: ignore[attr-defined]
+        return load_mnist_like(name, source_dir=source_dir, root=root, download=download)
+
+
+def check_pool(sizes: list[int], labels: np.ndarray) -> None:
+    """Splits of these sizes must fit in the source pool."""
+    if sum(sizes) > len(labels):
+        raise InvalidParameterError(
+            f"n_train + n_val + n_test = {' + '.join(map(str, sizes))} = {sum(sizes)} "
+            f"exceeds the source pool of {len(labels)} samples"
+        )
+
+
 def split_plan(
     realisation: int, split: str, labels: np.ndarray, index: np.ndarray, column: str, values: Any
 ) -> SplitPlan:

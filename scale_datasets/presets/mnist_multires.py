@@ -8,10 +8,8 @@ shift with p = 0.7 of up to 25% of H and W (`RandomCircularShift`, as `base_tran
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..sources.common import Source
-from .base import register
+from .base import MnistLikeSources, register
 from .multires import MultiResolutionParams, MultiResolutionPreset
 from .params import option
 
@@ -29,7 +27,7 @@ class MNISTMultiResParams(MultiResolutionParams):
     n_test: int = option(50_000, "Test samples.", lo=1)
 
 
-class MNISTMultiResPreset(MultiResolutionPreset):
+class MNISTMultiResPreset(MnistLikeSources, MultiResolutionPreset):
     name = "mnist-multires"
     version = 1
     summary = (
@@ -37,21 +35,11 @@ class MNISTMultiResPreset(MultiResolutionPreset):
         "r = 8..28 in equal groups, ideal Fourier down-scaling, rendered on access"
     )
     params_type = MNISTMultiResParams
-    sources = ("mnist", "fashion-mnist", "kmnist")
-    source_dir_help = "the four MNIST-format IDX files (.gz or not)"
     loader_example = (
         "from scale_datasets import ResolutionBatchSampler, ScaleDataset\n"
         "train = ScaleDataset('{path}', split='train', realisation=0)\n"
         "sampler = ResolutionBatchSampler(train, batch_size=128, generator=0)"
     )
-
-    def load_source(
-        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
-    ) -> Source:
-        from ..sources import load_mnist_like
-
-        name = self.check_source_name(source)
-        return load_mnist_like(name, source_dir=source_dir, root=root, download=download)
 
 
 PRESET = register(MNISTMultiResPreset())

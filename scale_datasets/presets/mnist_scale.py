@@ -11,18 +11,25 @@ does it, zero fill. The rendered pixels are stored (layout "pixels").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
 from ..ops.pil_affine import CENTRES, INTERPOLATIONS
 from ..rng import Streams
 from ..sources.common import Source
 from ..splits import stratified_partition
 from ..storage.format import realisation_group
-from .base import Plan, Preset, RenderSpec, SplitPlan, register, split_plan
+from .base import (
+    MnistLikeSources,
+    Plan,
+    Preset,
+    RenderSpec,
+    SplitPlan,
+    check_pool,
+    register,
+    split_plan,
+)
 from .params import PresetParams, option, require
 
 SPLITS = ("train", "val", "test")
@@ -60,7 +67,7 @@ class MNISTScaleParams(PresetParams):
         )
 
 
-class MNISTScalePreset(Preset):
+class MNISTScalePreset(MnistLikeSources, Preset):
     name = "mnist-scale"
     # 2: sklearn's per-class split counts and the `centre` option.
     version = 2
@@ -70,22 +77,12 @@ class MNISTScalePreset(Preset):
     )
     params_type = MNISTScaleParams
     layout = "pixels"
-    sources = ("mnist", "fashion-mnist", "kmnist")
-    source_dir_help = "the four MNIST-format IDX files (.gz or not)"
     # Never renumber: files record these codes as seed material.
     streams = Streams({"split": 1, "scales/train": 2, "scales/val": 3, "scales/test": 4})
     loader_example = (
         "from scale_datasets import MNISTScale\n"
         "train = MNISTScale('{path}', split='train', realisation=0)"
     )
-
-    def load_source(
-        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
-    ) -> Source:
-        from ..sources import load_mnist_like
-
-        name = self.check_source_name(source)
-        return load_mnist_like(name, source_dir=source_dir, root=root, download=download)
 
     def render_spec(self, params: Any) -> RenderSpec:
         return RenderSpec(
@@ -103,12 +100,7 @@ class MNISTScalePreset(Preset):
 
     def plan(self, params: Any, source: Source) -> Plan:
         labels = np.asarray(source.labels)
-        total = params.n_train + params.n_val + params.n_test
-        if total > len(labels):
-            raise InvalidParameterError(
-                f"n_train + n_val + n_test = {params.n_train} + {params.n_val} + {params.n_test}"
-                f" = {total} exceeds the source pool of {len(labels)} images"
-            )
+        check_pool([params.n_train, params.n_val, params.n_test], labels)
         splits: list[SplitPlan] = []
         group_attrs: dict[str, dict[str, Any]] = {}
         for k in params.realisations:

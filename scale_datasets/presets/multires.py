@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
 from ..rng import Streams
 from ..sources.common import Source
 from ..splits import stratified_partition
 from ..storage.format import realisation_group
-from .base import Plan, Preset, RenderSpec, SplitPlan, equal_groups, split_plan
+from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, equal_groups, split_plan
 from .params import PresetParams, require
 
 SPLITS = ("train", "val", "test")
@@ -62,11 +61,7 @@ class MultiResolutionPreset(Preset):
     def plan(self, params: Any, source: Source) -> Plan:
         labels = np.asarray(source.labels)
         sizes = [params.n_train, params.n_val, params.n_test]
-        if sum(sizes) > len(labels):
-            raise InvalidParameterError(
-                f"n_train + n_val + n_test = {' + '.join(map(str, sizes))} = {sum(sizes)} "
-                f"exceeds the source pool of {len(labels)} samples"
-            )
+        check_pool(sizes, labels)
         splits: list[SplitPlan] = []
         group_attrs: dict[str, dict[str, Any]] = {}
         for k in params.realisations:
