@@ -17,6 +17,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from .errors import InvalidParameterError
+from .rng import keyed_generator
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class ResolutionBatchSampler(Sampler[list[int]]):
 
     def _all_batches(self) -> list[np.ndarray]:
         """The whole epoch's batches, identical on every rank."""
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, self.epoch])))
+        rng = keyed_generator(self.seed, self.epoch)
         batches: list[np.ndarray] = []
         size = self.batch_size
         for group in self._groups:

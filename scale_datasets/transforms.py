@@ -18,6 +18,7 @@ from torchvision.transforms import Compose, Normalize
 from .errors import InvalidParameterError
 from .ops.pixels import to_unit_float
 from .ops.scaling import scale_about_centre
+from .rng import keyed_generator
 
 
 def _is_real(value: object) -> bool:
@@ -67,9 +68,7 @@ class _KeyedTransform:
         if info is not None and self._worker_seed != info.seed:
             self._worker_seed = info.seed
             salt = int(self.generator.integers(2**63))
-            self.generator = np.random.Generator(
-                np.random.PCG64(np.random.SeedSequence([info.seed % 2**63, salt]))
-            )
+            self.generator = keyed_generator(info.seed % 2**63, salt)
         return self.generator
 
 
