@@ -112,14 +112,19 @@ def reference_render(
     """The per-image Pillow loop over the plan's (leading ``fraction`` of each) split."""
     rendered: dict[str, np.ndarray] = {}
     images = source.images
+    shape = PRESET.sample_shape(params, source)
     for split in plan.splits:
         n = n_rendered(split, fraction)
         index = split.columns["source_index"]
         scales = split.columns["scales"]
-        out = np.empty((n, *split.image_shape), dtype=np.uint8)
+        out = np.empty((n, *shape), dtype=np.uint8)
         for j in range(n):
             out[j] = pil_scale_about_centre(
-                images[index[j]], float(scales[j]), params.canvas, params.interpolation
+                images[index[j]],
+                float(scales[j]),
+                params.canvas,
+                params.interpolation,
+                params.centre,
             )
         rendered[split.group] = out
     return rendered
@@ -148,7 +153,11 @@ def sesn_png_write(
         n = n_rendered(split, fraction)
         for j in range(n):
             pixels = pil_scale_about_centre(
-                images[index[j]], float(scales[j]), params.canvas, params.interpolation
+                images[index[j]],
+                float(scales[j]),
+                params.canvas,
+                params.interpolation,
+                params.centre,
             )
             Image.fromarray(pixels).save(os.path.join(split_dir, str(labels[j]), f"{j}.png"))
         written += n
@@ -196,7 +205,11 @@ def sample_check(
             scales = h5[f"{group}/scales"][rows]
             for k in range(len(rows)):
                 ref = pil_scale_about_centre(
-                    source.images[index[k]], float(scales[k]), params.canvas, params.interpolation
+                    source.images[index[k]],
+                    float(scales[k]),
+                    params.canvas,
+                    params.interpolation,
+                    params.centre,
                 )
                 same &= bool(np.array_equal(ours[k], ref))
                 checked += 1
@@ -260,7 +273,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     total = sum(len(s) for s in plan.splits)
     per_realisation = total // args.realisations
     print(
-        f"MNIST-Scale build benchmark: {args.source}, {args.realisations} realisation(s) x "
+        f"MNIST-Scale build benchmark (preset version {PRESET.version}, centre={params.centre}): "
+        f"{args.source}, {args.realisations} realisation(s) x "
         f"{per_realisation:,} images = {total:,} images; {default_workers()} core(s) available"
     )
 
@@ -325,6 +339,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ours_serial = builds[1]
     result: dict[str, Any] = {
         "source": args.source,
+        # Version 2 (sklearn's split counts, the `centre` option): content hashes differ from v1.
+        "preset_version": PRESET.version,
         "realisations": args.realisations,
         "images": total,
         "cores": default_workers(),
