@@ -236,24 +236,25 @@ class ScaleDataset(Dataset):
         return [self._cache[i] for i in idx]
 
     def _render_uncached(self, idx: np.ndarray) -> list[torch.Tensor]:
-        stored = self._stored(idx)
-        base = to_unit_float(stored)
+        base = to_unit_float(self._stored(idx))
         if base.ndim == 3:  # grey: add the channel axis
             base = base.unsqueeze(1)
         if self.layout == "pixels":
             return list(base.unbind(0))
-        items = list(base.unbind(0))
         if self.base_transform is not None:
-            items = [self.base_transform(x) for x in items]
+            items = [self.base_transform(x) for x in base.unbind(0)]
         values = self._render_values[idx]
-        out: list[torch.Tensor] = items
+        out: list[torch.Tensor] = [base[0]] * len(idx)
         for value in np.unique(values):
             where = np.flatnonzero(values == value)
-            if self.base_transform is None and len(where) == len(idx):
+            if self.base_transform is not None:
+                batch = torch.stack([items[i] for i in where])
+            elif len(where) == len(idx):
                 batch = base  # the usual case: one resolution per batch
             else:
-                batch = torch.stack([items[i] for i in where])
-            for i, sample in zip(where, self._op.fn(batch, value, **self._op_params), strict=True):
+                batch = base[torch.from_numpy(where).to(base.device)]
+            rendered = self._op.fn(batch, value, **self._op_params)
+            for i, sample in zip(where, rendered.unbind(0), strict=True):
                 out[i] = sample
         return out
 

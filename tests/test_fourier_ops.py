@@ -12,8 +12,10 @@ from scale_datasets.ops.fourier import (
     kept_modes,
     resample,
     resample_1d,
+    resample_batch,
     resample_spectrum,
     resample_spectrum_1d,
+    resampling_matrix,
 )
 
 
@@ -82,3 +84,32 @@ def test_bad_sizes_are_rejected():
         resample(_images(0, 8), 0)
     with pytest.raises(InvalidParameterError, match="real images"):
         resample(torch.zeros(2, 2, dtype=torch.complex64), 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 45))
+def test_the_batch_resampler_equals_the_fft_definition(h, w, r):
+    """Both of resample_batch's paths (matrices for small images or awkward r, FFT otherwise)
+    give D_r: float64 to round-off, float32 to float rounding."""
+    x = torch.randn(
+        3, 2, h, w, generator=torch.Generator().manual_seed(h * w + r), dtype=torch.float64
+    )
+    expected = resample(x, (r, r))
+    assert torch.allclose(resample_batch(x, r), expected, rtol=0, atol=1e-12)
+    assert torch.allclose(resample_batch(x.float(), r).double(), expected, rtol=0, atol=5e-5)
+
+
+@pytest.mark.parametrize("r", [49, 64, 96, 97])
+def test_the_batch_resampler_on_stl_sized_images_in_several_chunks(r):
+    x = torch.rand(40, 3, 96, 96, generator=torch.Generator().manual_seed(r))  # > 1 chunk
+    expected = resample(x.double(), r)
+    got = resample_batch(x, r)
+    assert got.shape == (40, 3, r, r) and got.dtype == torch.float32
+    assert (got.double() - expected).abs().max().item() < 5e-6
+
+
+def test_the_resampling_matrix_is_d_r_of_the_unit_impulses():
+    for n, r in ((28, 8), (28, 28), (96, 97), (9, 4)):
+        matrix = resampling_matrix(n, r, torch.float64)
+        impulses = torch.eye(n, dtype=torch.float64)
+        assert torch.allclose(matrix, resample_1d(impulses, r).T, atol=1e-14)

@@ -136,7 +136,7 @@ def test_the_dataset_reads_back_what_was_planned(case, built):
             if expected.dtype == np.uint8:  # pixels: stored as rendered, read as x / 255
                 expected = expected.astype(np.float32)[None] / np.float32(255)
             assert label == split.columns["labels"][i] and value == values[i]
-            np.testing.assert_allclose(sample.numpy(), expected, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(sample.numpy(), expected, rtol=0, atol=1e-5)
 
 
 def _bad_value(info: Any) -> Any:
