@@ -35,7 +35,7 @@ from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
 from .storage.format import BASE_GROUP, realisation_group
 from .storage.hashing import array_bytes
-from .storage.reader import layout_and_render, open_ours, split_group
+from .storage.reader import layout_and_render, open_ours, row_blocks, split_group, unreadable
 
 __all__ = [
     "MNIST_MULTIRES_MEAN",
@@ -53,22 +53,20 @@ __all__ = [
 LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
 
 
-def _unreadable(path: Path, name: str, exc: OSError) -> IntegrityError:
-    return IntegrityError(
-        f"{path}: dataset {name} is unreadable or fails its chunk checksum ({exc})"
-    )
-
-
-def read_checked(path: Path, dataset: h5py.Dataset) -> np.ndarray:
-    """A whole dataset, with its sha256 checked against the recorded one."""
+def read_checked(path: Path, dataset: h5py.Dataset, rows: np.ndarray | None = None) -> np.ndarray:
+    """A whole dataset, or its given rows (ascending, distinct), with the sha256 of the whole
+    dataset checked against the recorded one as it streams past."""
     name = dataset.name.lstrip("/")
-    try:
-        values = dataset[()]
-    except OSError as exc:
-        raise _unreadable(path, name, exc) from exc
-    if hashlib.sha256(array_bytes(values)).hexdigest() != dataset.attrs.get("sha256"):
+    rows = np.arange(dataset.shape[0]) if rows is None else rows
+    out = np.empty((len(rows), *dataset.shape[1:]), dtype=dataset.dtype)
+    digest = hashlib.sha256()
+    for start, block in row_blocks(dataset):
+        digest.update(array_bytes(block))
+        lo, hi = np.searchsorted(rows, [start, start + len(block)])
+        out[lo:hi] = block[rows[lo:hi] - start]
+    if digest.hexdigest() != dataset.attrs.get("sha256"):
         raise IntegrityError(f"{path}: dataset {name} does not match its recorded sha256")
-    return values
+    return out
 
 
 def _read_rows(path: Path, dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
@@ -77,7 +75,7 @@ def _read_rows(path: Path, dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarra
     try:
         return dataset[wanted][where]
     except OSError as exc:
-        raise _unreadable(path, dataset.name.lstrip("/"), exc) from exc
+        raise unreadable(path, dataset, exc) from exc
 
 
 class ScaleDataset(Dataset):
@@ -165,11 +163,10 @@ class ScaleDataset(Dataset):
                 )
 
     def _load(self, stored: h5py.Dataset) -> None:
-        samples = read_checked(self.path, stored)
+        used = None
         if self.layout == "on-access":  # keep only the pool rows this split uses
             used, self._rows = np.unique(self.source_index, return_inverse=True)
-            samples = np.ascontiguousarray(samples[used])
-        self._samples = torch.from_numpy(samples)
+        self._samples = torch.from_numpy(read_checked(self.path, stored, used))
         if self.device is not None:
             self._samples = self._samples.to(self.device)
 

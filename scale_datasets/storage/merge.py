@@ -14,7 +14,7 @@ from ..errors import IntegrityError, InvalidParameterError
 from .atomic import atomic_output, check_can_create
 from .format import canonical_json
 from .hashing import DatasetDigest, dtype_name
-from .reader import layout_and_render, open_ours
+from .reader import layout_and_render, open_ours, row_blocks
 from .writer import DatasetSpec, FileSpec, StreamingWriter
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,7 @@ def merge_shards(
                 for shard_file in files:
                     part = shard_file[ds.name]
                     check = DatasetDigest(ds.name, dtype_name(part.dtype), tuple(part.shape))
-                    step = max((part.chunks or (4096,))[0] * 16, 1)
-                    for start in range(0, part.shape[0], step):
-                        try:
-                            rows = part[start : start + step]
-                        except OSError as exc:
-                            raise IntegrityError(
-                                f"{shard_file.filename}: {ds.name} is unreadable ({exc})"
-                            ) from exc
+                    for start, rows in row_blocks(part):
                         check.update(rows)
                         writer.write(ds.name, offset + start, rows)
                     if part.attrs.get("sha256") != check.hexdigest():

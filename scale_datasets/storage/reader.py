@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..errors import IntegrityError, InvalidParameterError
-from .format import BASE_GROUP, FORMAT_NAME, READABLE_VERSIONS, realisation_group
+from .format import BASE_GROUP, FORMAT_NAME, READABLE_VERSIONS, chunk_shape, realisation_group
 
 SPLIT_ORDER = ("train", "val", "test")
 PLAN_COLUMNS = ("scales", "resolutions")
@@ -134,6 +136,32 @@ def split_group(h5: h5py.File, realisation: int, split: str) -> h5py.Group:
             f"split: {split!r} is not in {h5.filename} (it has {', '.join(have)})"
         )
     return h5[group][split]
+
+
+# Rows read at a time when a whole dataset is streamed (verify, merge, checked loads): whole
+# HDF5 chunks, so each is decompressed once, and few enough to keep the peak small.
+BLOCK_CHUNKS = 16
+
+
+def row_blocks(dataset: h5py.Dataset) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) over a dataset, in blocks of whole chunks; IntegrityError naming the
+    file and the dataset if a block is unreadable or fails its chunk checksum."""
+    chunks = dataset.chunks or chunk_shape(dataset.shape, dataset.dtype) or (1,)
+    step = max(chunks[0] * BLOCK_CHUNKS, 1)
+    for start in range(0, dataset.shape[0] if dataset.shape else 0, step):
+        try:
+            rows = dataset[start : start + step]
+        except OSError as exc:
+            raise unreadable(dataset.file.filename, dataset, exc) from exc
+        yield start, rows
+
+
+def unreadable(path: Path | str, dataset: h5py.Dataset, exc: OSError) -> IntegrityError:
+    """The error for a dataset HDF5 cannot read back (a failed chunk checksum, say)."""
+    name = dataset.name.lstrip("/")
+    return IntegrityError(
+        f"{path}: dataset {name} is unreadable or fails its chunk checksum ({exc})"
+    )
 
 
 def _json_attr(h5: h5py.File, key: str) -> Any:
