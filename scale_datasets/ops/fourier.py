@@ -142,6 +142,5 @@ def _resample_chunk(x: torch.Tensor, r: int) -> torch.Tensor:
         return resample(x, r)
     a_h = resampling_matrix(h, r, x.dtype, x.device)
     a_w = resampling_matrix(w, r, x.dtype, x.device)
-    rows = x.reshape(b * c * h, w) @ a_w.T  # (B C H, r): every row resampled
-    cols = rows.reshape(b * c, h, r).transpose(1, 2).reshape(b * c * r, h) @ a_h.T
-    return cols.reshape(b, c, r, r).transpose(-1, -2)
+    rows = (x.reshape(b * c * h, w) @ a_w.T).reshape(b * c, h, r)  # every row resampled
+    return torch.matmul(a_h, rows).reshape(b, c, r, r)  # then every column: contiguous out
