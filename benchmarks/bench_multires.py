@@ -16,12 +16,13 @@ batch) and 128:
 Both sides read the same batch lists (the sampler's epoch, materialised once), so they see the
 same samples in the same order. Every item of a few batches is checked equal (allclose, atol
 1e-5: two float32 computations of the same D_r, the reference by FFT, ours by FFT or by the
-resampling matrices; identical labels) before anything is timed. Epochs are repeated ``--repeats`` times with
-the loaders interleaved (median and best reported, with CPU seconds, so a noisy run shows). Peak
-memory (resident size) of each loader is measured in a fresh process (``_memory.py``). Both
-presets are also built (all cores and one worker, and with ``materialise=True``) for their build
-time and file size. STL-10 cannot be downloaded here: fake STL-10 binaries (``tests/fake_stl.py``,
-smooth blobs, same shapes) are written unless ``--stl-dir`` names a real ``stl10_binary`` parent.
+resampling matrices; identical labels) before anything is timed. Epochs are repeated
+``--repeats`` times with the loaders interleaved (median and best reported, with CPU seconds,
+so a noisy run shows). Peak memory (resident size) of each loader is measured in a fresh
+process (``_memory.py``). Both presets are also built (all cores and one worker, and with
+``materialise=True``) for their build time and file size. STL-10 cannot be downloaded here:
+fake STL-10 binaries (``tests/fake_stl.py``, smooth blobs, same shapes) are written unless
+``--stl-dir`` names a real ``stl10_binary`` parent.
 torch runs on one thread unless ``--threads`` says otherwise: on a 2-core machine shared with
 other work, two OpenMP threads made the same epoch swing by up to 30x between repeats (a thread
 descheduled at every FFT's barrier), on both sides. Nothing is asserted on time.
