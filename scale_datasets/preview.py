@@ -2,7 +2,8 @@
 
 Works for every layout: samples are read through `ScaleDataset` (lazily, only the picked ones), so
 on-access files are rendered exactly as a training loop would see them. Samples of different
-resolutions sit top-left in equal cells, at the same zoom, so their sizes can be compared.
+resolutions sit top-left in equal cells, captioned just below, at the same zoom, so their sizes
+can be compared.
 """
 
 from __future__ import annotations
@@ -64,6 +65,5 @@ def preview_grid(
         x, y = (slot % columns) * cell_w, (slot // columns) * cell_h
         grid.paste(tile, (x, y))
         caption = _caption(label, dataset.plan_column, float(values[index]))
-        text_y = y + cell_h - CAPTION_PX - GAP_PX + 1
-        draw.text((x + 2, text_y), caption, fill=(255, 255, 255), font=font)
+        draw.text((x + 2, y + tile.height + 1), caption, fill=(255, 255, 255), font=font)
     return grid.convert("L") if items[0][0].shape[0] == 1 else grid
