@@ -209,7 +209,8 @@ class ScaleDataset(Dataset):
         """The stored uint8 rows (pixels, or base samples) of the given items, on the device."""
         if self._samples is not None:
             rows = idx if self._rows is None else self._rows[idx]
-            return self._samples[torch.from_numpy(rows).to(self._samples.device)]
+            # index_select: plain tensor indexing costs ~15x more per batch on the CPU
+            return self._samples.index_select(0, torch.from_numpy(rows).to(self._samples.device))
         rows = idx if self.layout == "pixels" else self.source_index[idx]
         stored = torch.from_numpy(_read_rows(self.path, self._lazy_samples(), rows))
         return stored.to(self.device) if self.device is not None else stored
@@ -249,7 +250,7 @@ class ScaleDataset(Dataset):
             elif len(where) == len(idx):
                 batch = base  # the usual case: one resolution per batch
             else:
-                batch = base[torch.from_numpy(where).to(base.device)]
+                batch = base.index_select(0, torch.from_numpy(where).to(base.device))
             rendered = self._op.fn(batch, value, **self._op_params)
             for i, sample in zip(where, rendered.unbind(0), strict=True):
                 out[i] = sample

@@ -115,13 +115,15 @@ def resampling_matrix(
     return matrix.to(dtype=dtype, device=device)
 
 
-def _largest_prime_factor(n: int) -> int:
-    factor, p = 1, 2
+@functools.lru_cache(maxsize=4096)
+def _by_matrix(h: int, w: int, r: int) -> bool:
+    """Whether the matrices beat the FFT for an (h, w) -> (r, r) resample (see above)."""
+    largest, n, p = 1, r, 2
     while n > 1:
         while n % p == 0:
-            factor, n = p, n // p
+            largest, n = p, n // p
         p += 1
-    return factor
+    return max(h, w) <= _MATRIX_MAX_SIDE or largest >= _MATRIX_MIN_PRIME
 
 
 def resample_batch(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -138,7 +140,7 @@ def resample_batch(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def _resample_chunk(x: torch.Tensor, r: int) -> torch.Tensor:
     b, c, h, w = x.shape
-    if max(h, w) > _MATRIX_MAX_SIDE and _largest_prime_factor(r) < _MATRIX_MIN_PRIME:
+    if not _by_matrix(h, w, r):
         return resample(x, r)
     a_h = resampling_matrix(h, r, x.dtype, x.device)
     a_w = resampling_matrix(w, r, x.dtype, x.device)
