@@ -83,8 +83,9 @@ def _field_option(info: Any) -> inspect.Parameter:
     allowed = info.describe_range()
     default = ",".join(map(str, info.default)) if info.kind is tuple else info.default
     text = f"{info.help} [default: {default}" + (f"; allowed: {allowed}]" if allowed else "]")
-    kind = bool if info.kind is bool else info.kind
-    return _option(info.name, kind | None, None, help=text, show_default=False)
+    if info.kind is tuple:  # a list of ints: the option is repeated
+        return _option(info.name, list[int] | None, None, help=f"{text} (repeatable)")
+    return _option(info.name, info.kind | None, None, help=text, show_default=False)
 
 
 def _common_options(preset: Any) -> list[inspect.Parameter]:

@@ -222,6 +222,8 @@ def build(
     started = time.perf_counter()
     chosen = get_preset(preset)
     params = chosen.make_params(**options)
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise InvalidParameterError(f"workers: must be >= 1, got {workers}")
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if out is not None:
         check_can_create(Path(out), overwrite)
@@ -235,7 +237,7 @@ def build(
     columns, outputs = _layout(chosen, params, data_source, plan, render, shard, materialise)
     spec = _file_spec(chosen, params, data_source, plan, render, columns, outputs, shard)
     total_rows = sum(o.shape[0] for o in outputs)
-    workers = default_workers() if workers is None else max(1, workers)
+    workers = default_workers() if workers is None else workers
     log.info("building %s into %s with %d worker(s)", chosen.name, out, workers)
 
     with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as h5:

@@ -58,6 +58,10 @@ def read_checked(path: Path, dataset: h5py.Dataset, rows: np.ndarray | None = No
     dataset checked against the recorded one as it streams past."""
     name = dataset.name.lstrip("/")
     rows = np.arange(dataset.shape[0]) if rows is None else rows
+    if len(rows) and (rows[0] < 0 or rows[-1] >= dataset.shape[0]):
+        raise IntegrityError(
+            f"{path}: rows up to {rows[-1]} asked of dataset {name}, which holds {dataset.shape[0]}"
+        )
     out = np.empty((len(rows), *dataset.shape[1:]), dtype=dataset.dtype)
     digest = hashlib.sha256()
     for start, block in row_blocks(dataset):
@@ -76,6 +80,15 @@ def _read_rows(path: Path, dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarra
         return dataset[wanted][where]
     except OSError as exc:
         raise unreadable(path, dataset, exc) from exc
+
+
+def _member(group: h5py.Group, name: str) -> h5py.Dataset:
+    """A dataset of the file, or IntegrityError naming it if the file lacks it."""
+    if name not in group:
+        where = group.name.strip("/")
+        full = f"{where}/{name}" if where else name
+        raise IntegrityError(f"{group.file.filename}: dataset {full} is missing")
+    return group[name]
 
 
 class ScaleDataset(Dataset):
@@ -113,10 +126,15 @@ class ScaleDataset(Dataset):
             self._op_params: dict[str, Any] = render["params"]
             self.plan_column: str = render["column"]
             self._check_options()
+            if self.layout == "on-access" and "shard" in h5.attrs:
+                raise InvalidParameterError(
+                    f"path: {self.path} is one shard of an on-access build (its /base holds only "
+                    "part of the pool); join the shards with `scale-datasets merge` first"
+                )
             group = split_group(h5, realisation, split)
-            self.labels: np.ndarray = read_checked(self.path, group["labels"])
-            self.source_index: np.ndarray = read_checked(self.path, group["source_index"])
-            self.values: np.ndarray = read_checked(self.path, group[self.plan_column])
+            self.labels: np.ndarray = read_checked(self.path, _member(group, "labels"))
+            self.source_index = read_checked(self.path, _member(group, "source_index"))
+            self.values: np.ndarray = read_checked(self.path, _member(group, self.plan_column))
             # What each item is rendered with: its planned value, or `resolution` for all.
             self._render_values = (
                 self.values if resolution is None else np.full_like(self.values, resolution)
@@ -124,7 +142,7 @@ class ScaleDataset(Dataset):
             # The stored samples (pixels) or the source pool (on-access) this split reads.
             self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
             self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
-            stored = h5[self._samples_name]
+            stored = _member(h5, self._samples_name)
             self.base_shape: tuple[int, ...] = tuple(stored.shape[1:])
             self._rows: np.ndarray | None = None  # item -> row of _samples (on-access)
             self._samples: torch.Tensor | None = None
@@ -139,7 +157,15 @@ class ScaleDataset(Dataset):
         self._h5_samples: h5py.Dataset | None = None
         self._h5_pid: int | None = None
 
+    # The layouts this class reads (a subclass may narrow it).
+    layouts: tuple[str, ...] = ("pixels", "on-access")
+
     def _check_options(self) -> None:
+        if self.layout not in self.layouts:
+            raise InvalidParameterError(
+                f"path: {self.path} is a {self.preset} file (layout {self.layout}); "
+                f"{type(self).__name__} reads {', '.join(self.layouts)} files: use ScaleDataset"
+            )
         if self.layout == "on-access" and not self._op.by_value:
             raise IntegrityError(
                 f"{self.path}: render op {self._op.name} cannot be rendered on access by this "
@@ -273,6 +299,8 @@ class ScaleDataset(Dataset):
         """A whole batch with one read and one render per plan value (the DataLoader calls
         this)."""
         idx = self._checked(indices)
+        if len(idx) == 0:
+            return []
         samples = self._render(idx)
         return [self._item(samples[n], int(i)) for n, i in enumerate(idx)]
 
@@ -292,4 +320,35 @@ class ScaleDataset(Dataset):
 
 
 class MNISTScale(ScaleDataset):
-    """An MNIST-Scale file (layout pixels): (1 x 28 x 28 image in [0, 1], label) [+ scale]."""
+    """An MNIST-Scale file (layout pixels): (1 x 28 x 28 image in [0, 1], label) [+ scale].
+
+    The signature of releases before `ScaleDataset` (same positional order)."""
+
+    layouts = ("pixels",)
+
+    def __init__(
+        self,
+        path: str | Path,
+        split: str = "train",
+        realisation: int = 0,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        return_scale: bool = False,
+        in_memory: bool = True,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__(
+            path,
+            split,
+            realisation,
+            transform,
+            target_transform,
+            return_scale=return_scale,
+            in_memory=in_memory,
+            device=device,
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The stored image shape, e.g. (28, 28)."""
+        return self.base_shape

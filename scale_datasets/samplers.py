@@ -95,7 +95,12 @@ class ResolutionBatchSampler(Sampler[list[int]]):
                 f"rank: need 0 <= rank < num_replicas = {self.num_replicas}, got {rank}"
             )
         self.rank = int(rank)
-        resolutions = np.asarray(dataset.resolutions)
+        try:
+            resolutions = np.asarray(dataset.resolutions)
+        except AttributeError:
+            raise InvalidParameterError(
+                f"dataset: {dataset!r} has no resolutions (not a multi-resolution dataset)"
+            ) from None
         if resolutions.ndim != 1 or not np.issubdtype(resolutions.dtype, np.integer):
             raise InvalidParameterError(
                 "resolutions: need a 1-D integer array, got "

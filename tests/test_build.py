@@ -275,3 +275,30 @@ def test_big_tasks_and_big_results_do_not_deadlock_the_workers():
     assert len(out) == 8
     for k, result in enumerate(out):
         np.testing.assert_array_equal(result, -(big + k))
+
+
+def test_realisation_order_does_not_change_the_file(fake_source, tmp_path):
+    a = build(
+        "mnist-scale",
+        tmp_path / "a.h5",
+        source_dir=fake_source,
+        workers=1,
+        realisation_ids=(1, 0),
+        **SMALL,
+    )
+    b = build(
+        "mnist-scale",
+        tmp_path / "b.h5",
+        source_dir=fake_source,
+        workers=1,
+        realisation_ids=(0, 1),
+        **SMALL,
+    )
+    assert read_info(a).content_sha256 == read_info(b).content_sha256
+    assert read_info(a).params["realisations"] == [0, 1]
+
+
+def test_workers_must_be_positive(fake_source, tmp_path):
+    with pytest.raises(InvalidParameterError, match="^workers: must be >= 1, got 0"):
+        build("mnist-scale", tmp_path / "w.h5", source_dir=fake_source, workers=0, **SMALL)
+    assert not (tmp_path / "w.h5").exists()

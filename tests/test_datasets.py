@@ -153,3 +153,28 @@ def test_shuffled_lazy_epoch_equals_in_memory(small_build: Path):
     lazy = epoch(MNISTScale(small_build, split="test", return_scale=True, in_memory=False))
     for a, b in zip(eager, lazy, strict=True):
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_mnist_scale_keeps_its_signature_and_refuses_other_layouts(
+    small_build, fake_source, tmp_path
+):
+    from scale_datasets import ScaleDataset
+    from scale_datasets.build import build
+    from scale_datasets.errors import InvalidParameterError
+
+    positional = MNISTScale(small_build, "train", 1, None, None, True)  # return_scale, as before
+    image, _, scale = positional[0]
+    assert image.shape == (1, 28, 28) and positional.image_shape == (28, 28)
+    assert scale == pytest.approx(positional.scales[0])
+    other = build(
+        "mnist-multires",
+        tmp_path / "mr.h5",
+        source_dir=fake_source,
+        workers=1,
+        n_train=40,
+        n_val=10,
+        n_test=20,
+    )
+    with pytest.raises(InvalidParameterError, match=r"layout on-access.*use ScaleDataset"):
+        MNISTScale(other)
+    assert len(ScaleDataset(other)) == 40

@@ -3,6 +3,7 @@ readable: info, verify, merge's checks and the Dataset treat them as pixels file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 from scale_datasets import MNISTScale, ScaleDataset
+from scale_datasets.build import merge
 from scale_datasets.errors import IntegrityError
-from scale_datasets.storage.hashing import file_digest
+from scale_datasets.storage.hashing import array_bytes, file_digest
 from scale_datasets.storage.reader import read_info
 from scale_datasets.storage.verify import verify_file
 
@@ -74,3 +76,34 @@ def test_an_unknown_version_is_refused(v1: Path):
         h5.attrs["format_version"] = 9
     with pytest.raises(IntegrityError, match="format version 9, this package reads 1, 2"):
         read_info(v1)
+
+
+def test_version_1_shards_merge_into_the_version_1_file(small_build: Path, tmp_path: Path):
+    one = Path(shutil.copy(small_build, tmp_path / "one.h5"))
+    _as_format_1(one)
+    halves = []
+    for i, rows in enumerate(("lo", "hi")):
+        half = Path(shutil.copy(one, tmp_path / f"{rows}.h5"))
+        _keep_half(half, first=(i == 0))
+        halves.append(half)
+    merged = merge(halves, tmp_path / "merged.h5")
+    info = read_info(merged)
+    assert info.format_version == 1
+    assert verify_file(merged).content_sha256 == read_info(one).content_sha256
+
+
+def _keep_half(path: Path, first: bool) -> None:
+    """Make a version-1 file one of two shards: each dataset keeps half of its rows."""
+    with h5py.File(path, "r+") as h5:
+        names = json.loads(h5.attrs["dataset_names"])
+        for name in names:
+            data = h5[name][()]
+            cut = len(data) // 2
+            part = data[:cut] if first else data[cut:]
+            attrs = dict(h5[name].attrs)
+            del h5[name]
+            h5.create_dataset(name, data=part)
+            for key, value in attrs.items():
+                h5[name].attrs[key] = value
+            h5[name].attrs["sha256"] = hashlib.sha256(array_bytes(part)).hexdigest()
+        h5.attrs["shard"] = json.dumps({"index": 1 if first else 2, "count": 2})

@@ -242,3 +242,65 @@ def test_info_verify_and_preview_on_the_command_line(case, built, tmp_path, caps
     with Image.open(png) as image:
         assert image.mode == ("L" if case[0] == "mnist-multires" else "RGB")
         assert image.width > 0 and image.height > 0
+
+
+def test_materialised_shards_with_empty_splits_and_slices_merge_to_one_build(fake_source, tmp_path):
+    """n_val = 0 and 5 shards of tiny splits leave some shards without rows of a split or of a
+    resolution group: their datasets are empty, and the merge still equals one build."""
+    options = dict(n_train=12, n_val=0, n_test=6, min_resolution=5, max_resolution=9)
+    one = build(
+        "mnist-multires",
+        tmp_path / "one.h5",
+        source_dir=fake_source,
+        workers=1,
+        materialise=True,
+        **options,
+    )
+    shards = [
+        build(
+            "mnist-multires",
+            tmp_path / f"{i}.h5",
+            source_dir=fake_source,
+            workers=1,
+            materialise=True,
+            shard=f"{i}/5",
+            **options,
+        )
+        for i in range(1, 6)
+    ]
+    merged = merge(shards[::-1], tmp_path / "merged.h5")
+    assert verify_file(merged).content_sha256 == read_info(one).content_sha256
+    assert len(ScaleDataset(merged, "val")) == 0
+
+
+def test_an_on_access_shard_is_refused_until_merged(fake_source, tmp_path):
+    shard = build(
+        "mnist-multires",
+        tmp_path / "s.h5",
+        source_dir=fake_source,
+        workers=1,
+        shard="2/2",
+        n_train=40,
+        n_val=10,
+        n_test=20,
+    )
+    with pytest.raises(InvalidParameterError, match="one shard of an on-access build"):
+        ScaleDataset(shard, "train")
+
+
+def test_an_empty_batch_is_an_empty_list(built):
+    assert ScaleDataset(built, "test").__getitems__([]) == []
+    assert ScaleDataset(built, "test", in_memory=False).__getitems__([]) == []
+
+
+def test_a_missing_plan_column_is_an_integrity_error(built, tmp_path):
+    copy = Path(shutil.copy(built, tmp_path / "copy.h5"))
+    with h5py.File(copy, "r+") as h5:
+        del h5["realisation_0/test/resolutions"]
+    with pytest.raises(IntegrityError, match="dataset realisation_0/test/resolutions is missing"):
+        ScaleDataset(copy, "test")
+
+
+def test_the_sampler_refuses_a_dataset_without_resolutions(small_build):
+    with pytest.raises(InvalidParameterError, match="has no resolutions"):
+        ResolutionBatchSampler(ScaleDataset(small_build, "test"), batch_size=4)

@@ -19,7 +19,7 @@ from ..ops.pil_affine import CENTRES, INTERPOLATIONS
 from ..rng import Streams
 from ..sources.common import Source
 from ..splits import stratified_partition
-from ..storage.format import realisation_group
+from ..storage.format import SPLITS, realisation_group
 from .base import (
     MnistLikeSources,
     Plan,
@@ -31,8 +31,6 @@ from .base import (
     split_plan,
 )
 from .params import PresetParams, option, require
-
-SPLITS = ("train", "val", "test")
 
 # Normalisation used in training by SESN/DISCO (pixel values scaled to [0, 1] first).
 MNIST_SCALE_MEAN = 0.0607

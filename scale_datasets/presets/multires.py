@@ -19,11 +19,9 @@ import numpy as np
 from ..rng import Streams
 from ..sources.common import Source
 from ..splits import stratified_partition
-from ..storage.format import realisation_group
+from ..storage.format import SPLITS, realisation_group
 from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, equal_groups, split_plan
 from .params import PresetParams, require
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

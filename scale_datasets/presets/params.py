@@ -153,6 +153,8 @@ class PresetParams:
     def __post_init__(self) -> None:
         for info in fields_of(type(self)):
             object.__setattr__(self, info.name, _check_field(info, getattr(self, info.name)))
+        # Built in any order, the same realisations are the same file.
+        object.__setattr__(self, "realisations", tuple(sorted(self.realisations)))
         require(len(self.realisations) > 0, "realisations", "must name at least one id")
         require(
             len(set(self.realisations)) == len(self.realisations),

@@ -17,6 +17,8 @@ FORMAT_NAME = "scale-datasets"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 BASE_GROUP = "base"
+# The splits every preset makes, in the order files list them.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # Chunks of about this many bytes: big enough for fast gzip, small enough for random access.
 TARGET_CHUNK_BYTES = 256 * 1024

@@ -20,6 +20,8 @@ from .format import canonical_json
 def array_bytes(array: np.ndarray) -> memoryview:
     """The bytes that are hashed: C order, little-endian."""
     array = np.ascontiguousarray(array)
+    if array.size == 0:  # memoryview cannot cast a view with a zero in its shape
+        return memoryview(b"")
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     return memoryview(array).cast("B")

@@ -19,7 +19,15 @@ from .writer import DatasetSpec, FileSpec, StreamingWriter
 
 log = logging.getLogger(__name__)
 
-_SAME = ("preset", "preset_version", "params", "layout", "render", "dataset_names")
+_SAME = (
+    "format_version",
+    "preset",
+    "preset_version",
+    "params",
+    "layout",
+    "render",
+    "dataset_names",
+)
 
 
 def _shard_of(h5: h5py.File) -> tuple[int, int]:
@@ -92,6 +100,7 @@ def merge_shards(
             datasets=tuple(datasets),
             layout=layout,
             render_json=render_json,
+            format_version=int(first.attrs["format_version"]),
             group_attrs=group_attrs,
         )
         total = sum(ds.shape[0] for ds in datasets)

@@ -12,9 +12,15 @@ import h5py
 import numpy as np
 
 from ..errors import IntegrityError, InvalidParameterError
-from .format import BASE_GROUP, FORMAT_NAME, READABLE_VERSIONS, chunk_shape, realisation_group
+from .format import (
+    BASE_GROUP,
+    FORMAT_NAME,
+    READABLE_VERSIONS,
+    SPLITS,
+    chunk_shape,
+    realisation_group,
+)
 
-SPLIT_ORDER = ("train", "val", "test")
 PLAN_COLUMNS = ("scales", "resolutions")
 
 # How version-1 files (MNIST-Scale, pixels, exact centre) were rendered, from their params.
@@ -201,7 +207,7 @@ def read_info(path: Path | str) -> FileInfo:
                 continue
             group = h5[group_name]
             names = [n for n in group if isinstance(group[n], h5py.Group) and "labels" in group[n]]
-            names.sort(key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else 99, n))
+            names.sort(key=lambda n: (SPLITS.index(n) if n in SPLITS else 99, n))
             realisations[int(group.attrs["realisation"])] = tuple(
                 SplitInfo(
                     n,

@@ -37,6 +37,14 @@ class FileSpec:
     render_json: str
     group_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_root_attrs: dict[str, Any] = field(default_factory=dict)
+    # Merging shards of an older version writes that version (layout and render unrecorded).
+    format_version: int = FORMAT_VERSION
+
+    def layout_render(self) -> dict[str, str] | None:
+        """What the content hash covers of the layout and render op (format 2 on)."""
+        if self.format_version < 2:
+            return None
+        return {"layout": self.layout, "render": self.render_json}
 
 
 def package_versions() -> dict[str, str]:
@@ -58,12 +66,12 @@ class StreamingWriter:
         self._spec = spec
         self._digests: dict[str, DatasetDigest] = {}
         h5.attrs["format"] = FORMAT_NAME
-        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.attrs["format_version"] = spec.format_version
         h5.attrs["preset"] = spec.preset
         h5.attrs["preset_version"] = spec.preset_version
         h5.attrs["params"] = spec.params_json
-        h5.attrs["layout"] = spec.layout
-        h5.attrs["render"] = spec.render_json
+        for key, value in (spec.layout_render() or {}).items():
+            h5.attrs[key] = value
         h5.attrs["source"] = json.dumps(spec.source, sort_keys=True)
         h5.attrs["created_with"] = json.dumps(package_versions(), sort_keys=True)
         h5.attrs["dataset_names"] = canonical_json(sorted(ds.name for ds in spec.datasets))
@@ -125,10 +133,7 @@ class StreamingWriter:
         for group in self._spec.group_attrs:
             self._h5[group].attrs["content_sha256"] = group_digest(entries, group)
         content = file_digest(
-            self._spec.params_json,
-            self._spec.source_digests,
-            entries,
-            {"layout": self._spec.layout, "render": self._spec.render_json},
+            self._spec.params_json, self._spec.source_digests, entries, self._spec.layout_render()
         )
         self._h5.attrs["content_sha256"] = content
         return content
