@@ -299,6 +299,6 @@ def test_realisation_order_does_not_change_the_file(fake_source, tmp_path):
 
 
 def test_workers_must_be_positive(fake_source, tmp_path):
-    with pytest.raises(InvalidParameterError, match="^workers: must be >= 1, got 0"):
+    with pytest.raises(InvalidParameterError, match=r"^workers: must be >= 1, got 0"):
         build("mnist-scale", tmp_path / "w.h5", source_dir=fake_source, workers=0, **SMALL)
     assert not (tmp_path / "w.h5").exists()
