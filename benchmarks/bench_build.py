@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import math
 import os
 import pstats
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from typing import Any, TypeVar
 
 import h5py
 import numpy as np
+from _outputs import run_and_report
 from PIL import Image
 
 from scale_datasets.build import build
@@ -452,19 +451,9 @@ def report(r: dict[str, Any], workers: int) -> None:
 
 def main() -> None:
     args = parse_args()
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        work = args.keep
-        if (work / "sesn-png").exists():
-            shutil.rmtree(work / "sesn-png")
-        result = run(args, work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
-            result = run(args, Path(tmp))
-    report(result, args.workers)
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        print(f"figures written to {args.json}")
+    if args.keep is not None and (args.keep / "sesn-png").exists():
+        shutil.rmtree(args.keep / "sesn-png")
+    run_and_report(args, "bench-build-", run, lambda result: report(result, args.workers))
 
 
 if __name__ == "__main__":
