@@ -20,10 +20,8 @@ read from a warm page cache (they were just written). Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+from _outputs import run_and_report
 from PIL import Image
 
 from scale_datasets.build import build
@@ -319,17 +318,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    args = parse_args()
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
-            result = run(args, Path(tmp))
-    report(result)
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        print(f"figures written to {args.json}")
+    run_and_report(parse_args(), "bench-loader-", run, report)
 
 
 if __name__ == "__main__":
