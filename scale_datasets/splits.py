@@ -134,3 +134,14 @@ def stratified_partition(
             parts[p].append(members[start : start + part_counts[c]])
             start += part_counts[c]
     return [np.sort(np.concatenate(part)) if part else np.empty(0, np.int64) for part in parts]
+
+
+def two_step_split(
+    labels: np.ndarray, n_train: int, n_val: int, n_test: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """SESN's splits (and Basting's after it): sklearn's `train_test_split(stratify=...)` of
+    the pool into train+val and test, then of train+val into train and val, with sklearn's
+    per-class counts. Returns positions into `labels` per split, each ascending."""
+    trainval, test = stratified_partition(labels, [n_train + n_val, n_test], rng, counts="sklearn")
+    train, val = stratified_partition(labels[trainval], [n_train, n_val], rng, counts="sklearn")
+    return {"train": trainval[train], "val": trainval[val], "test": test}

@@ -18,7 +18,7 @@ import numpy as np
 from ..ops.pil_affine import CENTRES, INTERPOLATIONS
 from ..rng import Streams
 from ..sources.common import Source
-from ..splits import stratified_partition
+from ..splits import two_step_split
 from ..storage.format import SPLITS, realisation_group
 from .base import (
     MnistLikeSources,
@@ -103,13 +103,7 @@ class MNISTScalePreset(MnistLikeSources, Preset):
         group_attrs: dict[str, dict[str, Any]] = {}
         for k in params.realisations:
             rng = self.streams.stream(params.seed, k, "split")
-            trainval, test = stratified_partition(
-                labels, [params.n_train + params.n_val, params.n_test], rng, counts="sklearn"
-            )
-            train_pos, val_pos = stratified_partition(
-                labels[trainval], [params.n_train, params.n_val], rng, counts="sklearn"
-            )
-            members = {"train": trainval[train_pos], "val": trainval[val_pos], "test": test}
+            members = two_step_split(labels, params.n_train, params.n_val, params.n_test, rng)
             group_attrs[realisation_group(k)] = self.realisation_attrs(params, k)
             for split in SPLITS:
                 index = members[split]
