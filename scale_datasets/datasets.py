@@ -16,9 +16,9 @@ one recorded at build time; `in_memory=False` opens the file lazily in each proc
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import IntegrityError, InvalidParameterError
+from .errors import InvalidParameterError
 from .ops.pixels import to_unit_float
 from .ops.render import get_render_op
+from .presets import get_preset
 from .presets.mnist_multires import MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
+from .storage.checked import member, read_checked, read_rows
 from .storage.format import BASE_GROUP, realisation_group
-from .storage.hashing import array_bytes
-from .storage.reader import layout_and_render, open_ours, row_blocks, split_group, unreadable
+from .storage.reader import layout_and_render, open_ours, split_group
 
 __all__ = [
     "MNIST_MULTIRES_MEAN",
@@ -53,42 +54,11 @@ __all__ = [
 LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
 
 
-def read_checked(path: Path, dataset: h5py.Dataset, rows: np.ndarray | None = None) -> np.ndarray:
-    """A whole dataset, or its given rows (ascending, distinct), with the sha256 of the whole
-    dataset checked against the recorded one as it streams past."""
-    name = dataset.name.lstrip("/")
-    rows = np.arange(dataset.shape[0]) if rows is None else rows
-    if len(rows) and (rows[0] < 0 or rows[-1] >= dataset.shape[0]):
-        raise IntegrityError(
-            f"{path}: rows up to {rows[-1]} asked of dataset {name}, which holds {dataset.shape[0]}"
-        )
-    out = np.empty((len(rows), *dataset.shape[1:]), dtype=dataset.dtype)
-    digest = hashlib.sha256()
-    for start, block in row_blocks(dataset):
-        digest.update(array_bytes(block))
-        lo, hi = np.searchsorted(rows, [start, start + len(block)])
-        out[lo:hi] = block[rows[lo:hi] - start]
-    if digest.hexdigest() != dataset.attrs.get("sha256"):
-        raise IntegrityError(f"{path}: dataset {name} does not match its recorded sha256")
-    return out
+REDRAWS = ("fixed", "per-epoch")
 
 
-def _read_rows(path: Path, dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """Rows in the given order (HDF5 wants increasing, distinct indices: read those, reorder)."""
-    wanted, where = np.unique(rows, return_inverse=True)
-    try:
-        return dataset[wanted][where]
-    except OSError as exc:
-        raise unreadable(path, dataset, exc) from exc
-
-
-def _member(group: h5py.Group, name: str) -> h5py.Dataset:
-    """A dataset of the file, or IntegrityError naming it if the file lacks it."""
-    if name not in group:
-        where = group.name.strip("/")
-        full = f"{where}/{name}" if where else name
-        raise IntegrityError(f"{group.file.filename}: dataset {full} is missing")
-    return group[name]
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class ScaleDataset(Dataset):
@@ -107,6 +77,9 @@ class ScaleDataset(Dataset):
         resolution: int | None = None,
         cache: bool = False,
         device: str | torch.device | None = None,
+        scales: Sequence[float] | np.ndarray | None = None,
+        redraw: str = "fixed",
+        return_scale_bin: bool = False,
     ) -> None:
         self.path = Path(path)
         self.split = split
@@ -117,11 +90,16 @@ class ScaleDataset(Dataset):
         self.return_scale = return_scale
         self.in_memory = in_memory
         self.resolution = resolution
+        self.redraw = redraw
+        self.return_scale_bin = return_scale_bin
+        self.epoch = 0
+        self._grid = None if scales is None else np.asarray(scales, dtype=np.float32).reshape(-1)
         self.device = torch.device(device) if device is not None else None
         self._key = f"{realisation_group(realisation)}/{split}"
         with open_ours(self.path) as h5:
             self.layout, render = layout_and_render(h5)
             self.preset = str(h5.attrs.get("preset", ""))
+            self.params: dict[str, Any] = json.loads(h5.attrs["params"])
             self._op = get_render_op(render["op"])
             self._op_params: dict[str, Any] = render["params"]
             self.plan_column: str = render["column"]
@@ -132,17 +110,21 @@ class ScaleDataset(Dataset):
                     "part of the pool); join the shards with `scale-datasets merge` first"
                 )
             group = split_group(h5, realisation, split)
-            self.labels: np.ndarray = read_checked(self.path, _member(group, "labels"))
-            self.source_index = read_checked(self.path, _member(group, "source_index"))
-            self.values: np.ndarray = read_checked(self.path, _member(group, self.plan_column))
-            # What each item is rendered with: its planned value, or `resolution` for all.
+            self.labels: np.ndarray = read_checked(self.path, member(group, "labels"))
+            self.source_index = read_checked(self.path, member(group, "source_index"))
+            self.values: np.ndarray = read_checked(self.path, member(group, self.plan_column))
+            # What each sample is rendered with this epoch: its planned value, `resolution`
+            # for all, or the epoch's redraw (see set_epoch).
             self._render_values = (
                 self.values if resolution is None else np.full_like(self.values, resolution)
             )
+            statistics = group.parent.attrs
+            self.mean: float | None = _float_or_none(statistics.get("train_mean"))
+            self.std: float | None = _float_or_none(statistics.get("train_std"))
             # The stored samples (pixels) or the source pool (on-access) this split reads.
             self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
             self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
-            stored = _member(h5, self._samples_name)
+            stored = member(h5, self._samples_name)
             self.base_shape: tuple[int, ...] = tuple(stored.shape[1:])
             self._rows: np.ndarray | None = None  # item -> row of _samples (on-access)
             self._samples: torch.Tensor | None = None
@@ -152,7 +134,7 @@ class ScaleDataset(Dataset):
         # base_transform: the renders are then fixed).
         self._cache: list[torch.Tensor | None] | None = None
         if cache and self.layout == "on-access" and base_transform is None:
-            self._cache = [None] * len(self)
+            self._cache = [None] * len(self)  # emptied by set_epoch when renders change
         self._h5: h5py.File | None = None
         self._h5_samples: h5py.Dataset | None = None
         self._h5_pid: int | None = None
@@ -166,18 +148,30 @@ class ScaleDataset(Dataset):
                 f"path: {self.path} is a {self.preset} file (layout {self.layout}); "
                 f"{type(self).__name__} reads {', '.join(self.layouts)} files: use ScaleDataset"
             )
-        if self.layout == "on-access" and not self._op.by_value:
-            raise IntegrityError(
-                f"{self.path}: render op {self._op.name} cannot be rendered on access by this "
-                "version of scale-datasets"
-            )
         if self.layout == "pixels" and (
-            self.base_transform is not None or self.resolution is not None
+            self.base_transform is not None
+            or self.resolution is not None
+            or self._grid is not None
+            or self.redraw != "fixed"
         ):
             raise InvalidParameterError(
-                f"base_transform, resolution: {self.path} stores rendered pixels (layout pixels); "
-                "they apply to on-access files only"
+                f"base_transform, resolution, scales, redraw: {self.path} stores rendered pixels "
+                "(layout pixels); they apply to on-access files only"
             )
+        if self.redraw not in REDRAWS:
+            raise InvalidParameterError(
+                f"redraw: must be one of {', '.join(REDRAWS)}, got {self.redraw!r}"
+            )
+        if self.layout == "on-access" and not self._op.by_value and self.base_transform:
+            raise InvalidParameterError(
+                f"base_transform: {self.path} renders uint8 digits with {self._op.name}; "
+                "use transform= on the rendered sample"
+            )
+        if self._grid is not None:
+            if self._op.by_value or self.plan_column != "scales":
+                raise InvalidParameterError(f"scales: {self.path} is not a file of scale factors")
+            if not (np.all(np.isfinite(self._grid)) and np.all(self._grid > 0)):
+                raise InvalidParameterError("scales: must be finite and > 0")
         if self.resolution is not None:
             if not self._op.by_value or self.plan_column != "resolutions":
                 raise InvalidParameterError(
@@ -198,8 +192,9 @@ class ScaleDataset(Dataset):
 
     @property
     def scales(self) -> np.ndarray:
-        """Each sample's scale factor (files whose plan column is scales)."""
-        return self._column("scales")
+        """Each sample's scale factor this epoch (files whose plan column is scales)."""
+        self._column("scales")
+        return self._render_values
 
     @property
     def resolutions(self) -> np.ndarray:
@@ -215,7 +210,38 @@ class ScaleDataset(Dataset):
         return self.values
 
     def __len__(self) -> int:
-        return len(self.labels)
+        """Samples of the split, times the number of scales of a `scales=` grid."""
+        return len(self.labels) * (1 if self._grid is None else len(self._grid))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch; with `redraw="per-epoch"` its scales (epoch 0: the stored draw;
+        epoch e: the split's law from a stream keyed by (seed, realisation, split, e))."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise InvalidParameterError(f"epoch: must be an int >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
+        if self.redraw != "per-epoch":
+            return
+        if self.epoch == 0:
+            self._render_values = self.values
+        else:
+            preset = get_preset(self.preset)
+            params = preset.make_params(**self.params)
+            redraw = getattr(preset, "redraw", None)
+            if redraw is None:
+                raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
+            self._render_values = redraw(
+                params, self.realisation, self.split, self.epoch, len(self.labels)
+            )
+        if self._cache is not None:
+            self._cache = [None] * len(self)
+
+    def _sample_values(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sample position, plan value) of each item: a `scales=` grid is scale-major, item
+        j = sample j % N at scales[j // N]."""
+        if self._grid is None:
+            return idx, self._render_values[idx]
+        n = len(self.labels)
+        return idx % n, self._grid[idx // n]
 
     @property
     def targets(self) -> torch.Tensor:
@@ -238,7 +264,7 @@ class ScaleDataset(Dataset):
             # index_select: plain tensor indexing costs ~15x more per batch on the CPU
             return self._samples.index_select(0, torch.from_numpy(rows).to(self._samples.device))
         rows = idx if self.layout == "pixels" else self.source_index[idx]
-        stored = torch.from_numpy(_read_rows(self.path, self._lazy_samples(), rows))
+        stored = torch.from_numpy(read_rows(self.path, self._lazy_samples(), rows))
         return stored.to(self.device) if self.device is not None else stored
 
     def _checked(self, indices: Any) -> np.ndarray:
@@ -260,14 +286,17 @@ class ScaleDataset(Dataset):
         return [self._cache[i] for i in idx]
 
     def _render_uncached(self, idx: np.ndarray) -> list[torch.Tensor]:
-        base = to_unit_float(self._stored(idx))
+        samples, values = self._sample_values(idx)
+        stored = self._stored(samples)
+        if self.layout == "on-access" and not self._op.by_value:
+            stored = self._render_values_wise(stored, values)
+        base = to_unit_float(stored)
         if base.ndim == 3:  # grey: add the channel axis
             base = base.unsqueeze(1)
-        if self.layout == "pixels":
+        if self.layout == "pixels" or not self._op.by_value:
             return list(base.unbind(0))
         if self.base_transform is not None:
             items = [self.base_transform(x) for x in base.unbind(0)]
-        values = self._render_values[idx]
         out: list[torch.Tensor] = [base[0]] * len(idx)
         for value in np.unique(values):
             where = np.flatnonzero(values == value)
@@ -282,15 +311,33 @@ class ScaleDataset(Dataset):
                 out[i] = sample
         return out
 
-    def _item(self, sample: torch.Tensor, index: int) -> tuple[Any, ...]:
-        target: Any = int(self.labels[index])
+    def _render_values_wise(self, stored: torch.Tensor, values: np.ndarray) -> torch.Tensor:
+        """uint8 samples from uint8 base samples, one value each: on the samples' device with
+        the op's torch renderer when there is one, else with its numpy renderer."""
+        if stored.device.type != "cpu" and self._op.torch_fn is not None:
+            scales = torch.from_numpy(values).to(stored.device)
+            return self._op.torch_fn(stored, scales, **self._op_params)
+        return torch.from_numpy(self._op.fn(stored.cpu().numpy(), values, **self._op_params))
+
+    def _item(self, sample: torch.Tensor, position: int, value: Any) -> tuple[Any, ...]:
+        target: Any = int(self.labels[position])
         if self.transform is not None:
             sample = self.transform(sample)
         if self.target_transform is not None:
             target = self.target_transform(target)
+        item: tuple[Any, ...] = (sample, target)
         if self.return_scale:
-            return sample, target, self._render_values[index].item()
-        return sample, target
+            item += (value.item(),)
+        if self.return_scale_bin:
+            item += (int(self._bins(np.asarray([value]))[0]),)
+        return item
+
+    def _bins(self, scales: np.ndarray) -> np.ndarray:
+        preset = get_preset(self.preset)
+        bins = getattr(preset, "scale_bins", None)
+        if bins is None:
+            raise InvalidParameterError(f"return_scale_bin: {self.preset} files have no scale bins")
+        return bins(preset.make_params(**self.params), self.split, scales)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         return self.__getitems__([index])[0]
@@ -302,7 +349,11 @@ class ScaleDataset(Dataset):
         if len(idx) == 0:
             return []
         samples = self._render(idx)
-        return [self._item(samples[n], int(i)) for n, i in enumerate(idx)]
+        positions, values = self._sample_values(idx)
+        return [
+            self._item(sample, int(p), v)
+            for sample, p, v in zip(samples, positions, values, strict=True)
+        ]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -30,6 +30,9 @@ class RenderOp:
     column: str  # the plan column the op reads: "scales" or "resolutions"
     by_value: bool
     fn: Callable[..., Any]
+    # Value-wise ops: the same render on torch tensors on any device (the Dataset uses it when
+    # its samples live on a GPU); equal to `fn` within 1 grey level.
+    torch_fn: Callable[..., Any] | None = None
 
 
 def _pil_affine_scale(base: np.ndarray, scales: np.ndarray, **params: Any) -> np.ndarray:
@@ -37,6 +40,20 @@ def _pil_affine_scale(base: np.ndarray, scales: np.ndarray, **params: Any) -> np
     from .scaling import scale_about_centre
 
     return scale_about_centre(base, scales, **params)
+
+
+def _pil_affine_canvas(base: np.ndarray, scales: np.ndarray, **params: Any) -> np.ndarray:
+    """uint8 (B, h, w) digits, each zero-padded and centred on the canvas and scaled by its
+    factor about the canvas centre (PIL's affine transform on the padded canvas)."""
+    from .canvas import scale_on_canvas
+
+    return scale_on_canvas(base, scales, **params)
+
+
+def _pil_affine_canvas_torch(base: Any, scales: Any, **params: Any) -> Any:
+    from .torch_scaling import scale_on_canvas_torch
+
+    return scale_on_canvas_torch(base, scales, **params)
 
 
 def _fourier_resample(samples: Any, resolution: int) -> Any:
@@ -70,6 +87,13 @@ RENDER_OPS: dict[str, RenderOp] = {
     op.name: op
     for op in (
         RenderOp("pil_affine_scale", "scales", by_value=False, fn=_pil_affine_scale),
+        RenderOp(
+            "pil_affine_canvas",
+            "scales",
+            by_value=False,
+            fn=_pil_affine_canvas,
+            torch_fn=_pil_affine_canvas_torch,
+        ),
         RenderOp("fourier_resample", "resolutions", by_value=True, fn=_fourier_resample),
     )
 }
