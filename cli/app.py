@@ -226,6 +226,25 @@ def list_cmd(
         out_console.print(f"  sources: {', '.join(row['sources'])}")
 
 
+@app.command("distributions")
+def distributions_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the scale laws a --distribution spec can name: parameters, formula, support."""
+    from scale_datasets.distributions import list_distributions
+
+    rows = list_distributions()
+    if as_json:
+        out_console.print_json(json.dumps(rows))
+        return
+    for row in rows:
+        origin = "built in" if row["builtin"] else "registered"
+        # markup=False: formulas and supports hold brackets ("[lo, hi]") that rich would eat.
+        out_console.print(f"{row['name']}({', '.join(row['parameters'])}) ({origin})", markup=False)
+        out_console.print(f"  formula: {row['formula']}", markup=False)
+        out_console.print(f"  support: {row['support']}", markup=False)
+
+
 @app.command()
 def info(
     file: Annotated[Path, typer.Argument(help="A file made by `build` or `merge`.")],

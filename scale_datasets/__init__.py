@@ -38,6 +38,9 @@ _LAZY = {
     "RandomCircularShift": ".transforms",
     "stl10_train_transforms": ".transforms",
     "list_presets": ".presets",
+    "register_distribution": ".distributions",
+    "parse_distribution": ".distributions",
+    "list_distributions": ".distributions",
 }
 
 __all__ = [
