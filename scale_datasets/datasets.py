@@ -93,6 +93,7 @@ class ScaleDataset(Dataset):
         self.redraw = redraw
         self.return_scale_bin = return_scale_bin
         self.epoch = 0
+        self._params_object: Any = None
         self._grid = None if scales is None else np.asarray(scales, dtype=np.float32).reshape(-1)
         self.device = torch.device(device) if device is not None else None
         self._key = f"{realisation_group(realisation)}/{split}"
@@ -224,13 +225,11 @@ class ScaleDataset(Dataset):
         if self.epoch == 0:
             self._render_values = self.values
         else:
-            preset = get_preset(self.preset)
-            params = preset.make_params(**self.params)
-            redraw = getattr(preset, "redraw", None)
+            redraw = getattr(get_preset(self.preset), "redraw", None)
             if redraw is None:
                 raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
             self._render_values = redraw(
-                params, self.realisation, self.split, self.epoch, len(self.labels)
+                self._preset_params(), self.realisation, self.split, self.epoch, len(self.labels)
             )
         if self._cache is not None:
             self._cache = [None] * len(self)
@@ -319,25 +318,35 @@ class ScaleDataset(Dataset):
             return self._op.torch_fn(stored, scales, **self._op_params)
         return torch.from_numpy(self._op.fn(stored.cpu().numpy(), values, **self._op_params))
 
-    def _item(self, sample: torch.Tensor, position: int, value: Any) -> tuple[Any, ...]:
+    def _item(self, sample: torch.Tensor, position: int, extra: tuple[Any, ...]) -> tuple[Any, ...]:
         target: Any = int(self.labels[position])
         if self.transform is not None:
             sample = self.transform(sample)
         if self.target_transform is not None:
             target = self.target_transform(target)
-        item: tuple[Any, ...] = (sample, target)
-        if self.return_scale:
-            item += (value.item(),)
-        if self.return_scale_bin:
-            item += (int(self._bins(np.asarray([value]))[0]),)
-        return item
+        return (sample, target, *extra)
 
-    def _bins(self, scales: np.ndarray) -> np.ndarray:
-        preset = get_preset(self.preset)
-        bins = getattr(preset, "scale_bins", None)
-        if bins is None:
-            raise InvalidParameterError(f"return_scale_bin: {self.preset} files have no scale bins")
-        return bins(preset.make_params(**self.params), self.split, scales)
+    def _extras(self, values: np.ndarray) -> list[tuple[Any, ...]]:
+        """Per item: its plan value (return_scale) and its scale bin (return_scale_bin)."""
+        columns: list[list[Any]] = []
+        if self.return_scale:
+            columns.append(values.tolist())
+        if self.return_scale_bin:
+            preset = get_preset(self.preset)
+            bins = getattr(preset, "scale_bins", None)
+            if bins is None:
+                raise InvalidParameterError(
+                    f"return_scale_bin: {self.preset} files have no scale bins"
+                )
+            columns.append(bins(self._preset_params(), self.split, values).tolist())
+        return list(zip(*columns, strict=True)) if columns else [()] * len(values)
+
+    def _preset_params(self) -> Any:
+        """The file's params as its preset's dataclass (parsed once)."""
+        if self._params_object is None:
+            preset = get_preset(self.preset)
+            self._params_object = preset.params_type.from_json(json.dumps(self.params))
+        return self._params_object
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         return self.__getitems__([index])[0]
@@ -350,9 +359,10 @@ class ScaleDataset(Dataset):
             return []
         samples = self._render(idx)
         positions, values = self._sample_values(idx)
+        extras = self._extras(values)
         return [
-            self._item(sample, int(p), v)
-            for sample, p, v in zip(samples, positions, values, strict=True)
+            self._item(sample, int(p), extra)
+            for sample, p, extra in zip(samples, positions, extras, strict=True)
         ]
 
     def __getstate__(self) -> dict[str, Any]:
