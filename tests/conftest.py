@@ -43,6 +43,17 @@ def fake_stl_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # must have an entry; a new preset adds one here.
 PRESET_FIXTURES: dict[str, tuple[str, dict]] = {
     "mnist-scale": ("fake_source", dict(realisations=2, **SMALL)),
+    "dynamic-mnist": (
+        "fake_source",
+        dict(
+            realisations=2,
+            n_train=60,
+            n_val=20,
+            n_test=100,
+            canvas=56,
+            distribution="loguniform(1, 3)",
+        ),
+    ),
     "mnist-multires": ("fake_source", dict(realisations=2, n_train=120, n_val=30, n_test=250)),
     # 90..97 keeps the 97 grid (the 96 x 96 image put on a 97 x 97 grid) in a tiny build.
     "stl10-scale": (

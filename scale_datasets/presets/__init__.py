@@ -1,6 +1,6 @@
 """One module per protocol; importing this package registers them all."""
 
-from . import mnist_multires, mnist_scale, stl10_scale
+from . import dynamic_mnist, mnist_multires, mnist_scale, stl10_scale
 from .base import Plan, Preset, RenderSpec, SplitPlan, get_preset, list_presets
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "Preset",
     "RenderSpec",
     "SplitPlan",
+    "dynamic_mnist",
     "get_preset",
     "list_presets",
     "mnist_multires",

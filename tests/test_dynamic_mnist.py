@@ -1,0 +1,193 @@
+"""Dynamic Scale MNIST: stored draws follow the chosen law, pixels equal PIL on the padded canvas,
+per-epoch redraws, the per-scale evaluation grid, bins, train statistics and bad specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import PRESET_FIXTURES, debian_fashion_or_skip
+from PIL import Image
+from scale_datasets.cli.app import run
+from scipy import stats
+from torch.utils.data import DataLoader
+
+from scale_datasets import ScaleDataset
+from scale_datasets.build import build
+from scale_datasets.distributions import parse_distribution
+from scale_datasets.errors import InvalidParameterError
+from scale_datasets.ops.pil_affine import affine_coefficients
+from scale_datasets.presets.dynamic_mnist import PRESET, DynamicMNISTParams
+from scale_datasets.sources import load_mnist_like
+
+OPTIONS = PRESET_FIXTURES["dynamic-mnist"][1]
+
+
+def pil_on_padded_canvas(digit: np.ndarray, scale: float, canvas: int) -> np.ndarray:
+    """The protocol's reference: pad the digit onto the canvas, PIL affine BICUBIC about the
+    canvas centre (torchvision's F.affine(scale=s) on the PIL image)."""
+    padded = np.zeros((canvas, canvas), np.uint8)
+    top = (canvas - digit.shape[0]) // 2
+    left = (canvas - digit.shape[1]) // 2
+    padded[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    coefficients = affine_coefficients(scale, (canvas, canvas), (canvas, canvas))
+    image = Image.fromarray(padded).transform(
+        (canvas, canvas), Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC
+    )
+    return np.asarray(image)
+
+
+@pytest.fixture(scope="module")
+def built(fake_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dynamic") / "dyn.h5"
+    return build("dynamic-mnist", out, source_dir=fake_source, workers=1, **OPTIONS)
+
+
+class Pool:
+    """A stand-in source: MNIST's size and label mix, blank digits (cheap statistics)."""
+
+    def __init__(self, n: int = 70_000) -> None:
+        rng = np.random.default_rng(0)
+        self.labels = rng.choice(10, n, p=np.linspace(0.8, 1.2, 10) / 10)
+        self.images = np.zeros((n, 28, 28), np.uint8)
+
+
+LAWS = [
+    "uniform(1, 4)",
+    "loguniform(1, 8)",
+    "truncnorm(3, 1.5, 1, 8)",
+    "trunclognorm(0.7, 0.4, 1, 8)",
+    "cauchy(2, 0.5, 1, 8)",
+    "mixture(0.3 * uniform(1, 2), 0.7 * trunclognorm(0.7, 0.4, 1, 8))",
+]
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_stored_draws_follow_the_law(law: str):
+    params = DynamicMNISTParams(
+        realisations=(0,), n_train=50, n_val=0, n_test=50_000, test_distribution=law
+    )
+    plan = PRESET.plan(params, Pool())
+    test = next(s for s in plan.splits if s.group.endswith("/test"))
+    scales = test.columns["scales"].astype(np.float64)
+    assert len(scales) == 50_000 and scales.dtype == np.float64
+    assert stats.kstest(scales, parse_distribution(law).cdf).pvalue > 1e-3
+
+
+def test_a_discrete_law_gives_equal_counts():
+    params = DynamicMNISTParams(
+        realisations=(0,),
+        n_train=50,
+        n_val=0,
+        n_test=50_001,
+        test_distribution="discrete(1, 2, 4, 8)",
+    )
+    test = next(s for s in PRESET.plan(params, Pool()).splits if s.group.endswith("/test"))
+    values, counts = np.unique(test.columns["scales"], return_counts=True)
+    assert values.tolist() == [1, 2, 4, 8] and counts.max() - counts.min() <= 1
+
+
+def test_items_equal_pil_on_the_padded_canvas(built: Path, fake_source: Path):
+    source = load_mnist_like(source_dir=fake_source)
+    canvas = OPTIONS["canvas"]
+    ds = ScaleDataset(built, "test", return_scale=True)
+    for i in range(0, len(ds), 7):
+        image, label, scale = ds[i]
+        assert image.shape == (1, canvas, canvas) and label == ds.labels[i]
+        expected = pil_on_padded_canvas(source.images[ds.source_index[i]], scale, canvas)
+        got = np.rint(image[0].numpy() * 255).astype(np.int16)
+        assert np.abs(got - expected).max() <= 1
+
+
+def test_the_evaluation_grid_is_scale_major_and_crops_large_digits(built: Path, fake_source):
+    source = load_mnist_like(source_dir=fake_source)
+    grid = np.logspace(-1, 3.5, 45, base=2)  # 0.5 .. 11.31, as Basting et al. evaluate
+    ds = ScaleDataset(built, "val", scales=grid, return_scale=True)
+    n = len(ScaleDataset(built, "val"))
+    assert len(ds) == 45 * n
+    for j in (0, n - 1, 7 * n + 3, 44 * n + 5):
+        image, label, scale = ds[j]
+        assert scale == pytest.approx(grid[j // n]) and label == ds.labels[j % n]
+        digit = source.images[ds.source_index[j % n]]
+        expected = pil_on_padded_canvas(digit, float(np.float32(grid[j // n])), 56)
+        assert np.abs(np.rint(image[0].numpy() * 255) - expected).max() <= 1
+    # scale 11.3 on a 56 canvas: the digit overflows the canvas and is cropped, not shrunk
+    assert ds[44 * n][0].shape == (1, 56, 56)
+
+
+def test_per_epoch_redraws_are_shared_by_workers_and_follow_the_law(built: Path):
+    fixed = ScaleDataset(built, "train", return_scale=True)
+    ds = ScaleDataset(built, "train", redraw="per-epoch", return_scale=True)
+    assert np.array_equal(ds.scales, fixed.scales)  # epoch 0 is the stored draw
+    ds.set_epoch(1)
+    first = ds.scales.copy()
+    ds.set_epoch(2)
+    assert not np.array_equal(first, ds.scales)
+    again = ScaleDataset(built, "train", redraw="per-epoch", in_memory=False, return_scale=True)
+    again.set_epoch(2)
+    assert np.array_equal(again.scales, ds.scales)
+    assert parse_distribution(OPTIONS["distribution"]).support[0] <= ds.scales.min()
+    seen = {}
+    for workers, method in ((0, None), (2, "spawn")):
+        extra = {"multiprocessing_context": method} if method else {}
+        loader = DataLoader(again, batch_size=16, num_workers=workers, **extra)
+        seen[workers] = torch.cat([batch[2] for batch in loader])
+    assert torch.equal(seen[0], seen[2]) and np.allclose(seen[0].numpy(), ds.scales)
+
+
+def test_per_epoch_redraws_follow_the_law_in_distribution():
+    params = DynamicMNISTParams(realisations=(0,), distribution="loguniform(1, 8)")
+    draws = PRESET.redraw(params, 0, "train", 3, 50_000).astype(np.float64)
+    assert stats.kstest(draws, parse_distribution("loguniform(1, 8)").cdf).pvalue > 1e-3
+
+
+def test_bins_and_train_statistics(built: Path, fake_source: Path):
+    ds = ScaleDataset(built, "train", return_scale=True, return_scale_bin=True)
+    _, _, scale, scale_bin = ds[3]
+    assert scale_bin == round(28 * scale) - 28  # floor(28 * 1): the law's lower bound is 1
+    rendered = np.stack([np.rint(ds[i][0][0].numpy() * 255) for i in range(len(ds))]) / 255
+    assert ds.mean == pytest.approx(rendered.mean(), abs=1e-6)
+    assert ds.std == pytest.approx(rendered.std(), abs=1e-6)
+    assert ScaleDataset(built, "test").mean == ds.mean  # every split uses the train statistics
+
+
+def test_bad_specs_exit_2_with_one_line(built, fake_source, tmp_path, capsys):
+    for spec, problem in (
+        ("foo(1, 2)", "unknown law 'foo'"),
+        ("uniform(2, 1)", "lo must be < hi"),
+        ("uniform(0, 1)", "lo must be > 0"),
+        ("truncnorm(2, 0, 1, 4)", "sd must be > 0"),
+        ("mixture(0.5 * uniform(1, 2), 0.4 * uniform(2, 3))", "weights must sum to 1"),
+    ):
+        args = ["build", "dynamic-mnist", "--source-dir", str(fake_source), "--out"]
+        assert run([*args, str(tmp_path / "x.h5"), "--distribution", spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert problem in err and spec in err and "\n" not in err, err
+    with pytest.raises(InvalidParameterError, match="redraw: must be one of"):
+        ScaleDataset(built, redraw="sometimes")
+
+
+def test_real_fashion_mnist_three_realisations_of_loguniform(tmp_path):
+    debian_fashion_or_skip()
+    path = build(
+        "dynamic-mnist",
+        tmp_path / "dyn.h5",
+        source="fashion-mnist",
+        download=False,
+        distribution="loguniform(1, 8)",
+    )
+    source = load_mnist_like("fashion-mnist", download=False)
+    law = parse_distribution("loguniform(1, 8)")
+    for k in (0, 1, 2):
+        sizes = {
+            s: len(ScaleDataset(path, s, k, in_memory=False)) for s in ("train", "val", "test")
+        }
+        assert sizes == {"train": 10_000, "val": 5_000, "test": 50_000}
+    test = ScaleDataset(path, "test", 2, return_scale=True)
+    assert stats.kstest(test.scales.astype(np.float64), law.cdf).pvalue > 1e-3
+    for i in np.random.default_rng(0).choice(len(test), 40, replace=False):
+        image, _, scale = test[int(i)]
+        expected = pil_on_padded_canvas(source.images[test.source_index[i]], scale, 168)
+        assert np.abs(np.rint(image[0].numpy() * 255) - expected).max() <= 1
