@@ -28,12 +28,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import InvalidParameterError
-from .ops.pixels import to_unit_float
 from .ops.render import get_render_op
 from .presets import get_preset
 from .presets.mnist_multires import MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
+from .rendering import as_float_samples, render_samples
 from .storage.checked import member, read_checked, read_rows
 from .storage.format import BASE_GROUP, realisation_group
 from .storage.reader import layout_and_render, open_ours, split_group
@@ -55,6 +55,7 @@ LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
 
 
 REDRAWS = ("fixed", "per-epoch")
+RENDER_ON = ("dataset", "device")
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -80,6 +81,7 @@ class ScaleDataset(Dataset):
         scales: Sequence[float] | np.ndarray | None = None,
         redraw: str = "fixed",
         return_scale_bin: bool = False,
+        render_on: str = "dataset",
     ) -> None:
         self.path = Path(path)
         self.split = split
@@ -87,10 +89,13 @@ class ScaleDataset(Dataset):
         self.transform = transform
         self.target_transform = target_transform
         self.base_transform = base_transform
-        self.return_scale = return_scale
         self.in_memory = in_memory
         self.resolution = resolution
         self.redraw = redraw
+        self.render_on = render_on
+        # render_on="device": items are (base sample, label, plan value [, bin]), the value
+        # always, since render_batch needs it.
+        self.return_scale = return_scale or render_on == "device"
         self.return_scale_bin = return_scale_bin
         self.epoch = 0
         self._params_object: Any = None
@@ -158,6 +163,17 @@ class ScaleDataset(Dataset):
             raise InvalidParameterError(
                 f"base_transform, resolution, scales, redraw: {self.path} stores rendered pixels "
                 "(layout pixels); they apply to on-access files only"
+            )
+        if self.render_on not in RENDER_ON:
+            raise InvalidParameterError(
+                f"render_on: must be one of {', '.join(RENDER_ON)}, got {self.render_on!r}"
+            )
+        if self.render_on == "device" and (
+            self.layout != "on-access" or self.transform or self.base_transform
+        ):
+            raise InvalidParameterError(
+                "render_on: 'device' hands over the base samples of an on-access file; apply "
+                "transforms after render_batch"
             )
         if self.redraw not in REDRAWS:
             raise InvalidParameterError(
@@ -287,36 +303,20 @@ class ScaleDataset(Dataset):
     def _render_uncached(self, idx: np.ndarray) -> list[torch.Tensor]:
         samples, values = self._sample_values(idx)
         stored = self._stored(samples)
-        if self.layout == "on-access" and not self._op.by_value:
-            stored = self._render_values_wise(stored, values)
-        base = to_unit_float(stored)
-        if base.ndim == 3:  # grey: add the channel axis
-            base = base.unsqueeze(1)
-        if self.layout == "pixels" or not self._op.by_value:
-            return list(base.unbind(0))
-        if self.base_transform is not None:
-            items = [self.base_transform(x) for x in base.unbind(0)]
-        out: list[torch.Tensor] = [base[0]] * len(idx)
-        for value in np.unique(values):
-            where = np.flatnonzero(values == value)
-            if self.base_transform is not None:
-                batch = torch.stack([items[i] for i in where])
-            elif len(where) == len(idx):
-                batch = base  # the usual case: one resolution per batch
-            else:
-                batch = base.index_select(0, torch.from_numpy(where).to(base.device))
-            rendered = self._op.fn(batch, value, **self._op_params)
-            for i, sample in zip(where, rendered.unbind(0), strict=True):
-                out[i] = sample
-        return out
+        if self.layout == "pixels":
+            return list(as_float_samples(stored).unbind(0))
+        return render_samples(self._op, self._op_params, stored, values, self.base_transform)
 
-    def _render_values_wise(self, stored: torch.Tensor, values: np.ndarray) -> torch.Tensor:
-        """uint8 samples from uint8 base samples, one value each: on the samples' device with
-        the op's torch renderer when there is one, else with its numpy renderer."""
-        if stored.device.type != "cpu" and self._op.torch_fn is not None:
-            scales = torch.from_numpy(values).to(stored.device)
-            return self._op.torch_fn(stored, scales, **self._op_params)
-        return torch.from_numpy(self._op.fn(stored.cpu().numpy(), values, **self._op_params))
+    def render_batch(self, base: torch.Tensor, values: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Render a batch that `render_on="device"` handed over, on the base samples' device:
+        (B, h, w) uint8 base samples and their (B,) plan values -> float32 (B, C, H, W) in
+        [0, 1] (a multi-resolution batch must hold one resolution)."""
+        values = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        if self._op.by_value and len(np.unique(values)) > 1:
+            raise InvalidParameterError(
+                "values: a batch must hold one resolution (use ResolutionBatchSampler)"
+            )
+        return torch.stack(render_samples(self._op, self._op_params, base, values))
 
     def _item(self, sample: torch.Tensor, position: int, extra: tuple[Any, ...]) -> tuple[Any, ...]:
         target: Any = int(self.labels[position])
@@ -357,8 +357,14 @@ class ScaleDataset(Dataset):
         idx = self._checked(indices)
         if len(idx) == 0:
             return []
-        samples = self._render(idx)
         positions, values = self._sample_values(idx)
+        if self.render_on == "device":  # base samples and values, rendered by render_batch
+            stored = self._stored(positions).unbind(0)
+            return [
+                (base, int(self.labels[p]), *extra)
+                for base, p, extra in zip(stored, positions, self._extras(values), strict=True)
+            ]
+        samples = self._render(idx)
         extras = self._extras(values)
         return [
             self._item(sample, int(p), extra)

@@ -191,3 +191,30 @@ def test_real_fashion_mnist_three_realisations_of_loguniform(tmp_path):
         image, _, scale = test[int(i)]
         expected = pil_on_padded_canvas(source.images[test.source_index[i]], scale, 168)
         assert np.abs(np.rint(image[0].numpy() * 255) - expected).max() <= 1
+
+
+def test_render_on_device_hands_over_digits_that_render_batch_renders(built: Path):
+    rendered = ScaleDataset(built, "test", return_scale=True)
+    handed = ScaleDataset(built, "test", render_on="device", in_memory=False)
+    digits, labels, scales = next(iter(DataLoader(handed, batch_size=9)))
+    assert digits.dtype == torch.uint8 and digits.shape == (9, 28, 28)
+    images = handed.render_batch(digits, scales)  # on the digits' device (the CPU here)
+    expected = torch.stack([rendered[i][0] for i in range(9)])
+    assert images.shape == (9, 1, 56, 56) and torch.equal(images, expected)
+    assert labels.tolist() == rendered.labels[:9].tolist()
+    with pytest.raises(InvalidParameterError, match="render_on: 'device'"):
+        ScaleDataset(built, "test", render_on="device", transform=lambda x: x)
+
+
+def test_the_torch_renderer_behind_a_device_matches_within_one_grey_level(built: Path):
+    """What render_batch does on a GPU (the op's torch renderer), run on the CPU."""
+    from scale_datasets.ops.render import get_render_op
+
+    ds = ScaleDataset(built, "test", return_scale=True)
+    op = get_render_op("pil_affine_canvas")
+    handed = ScaleDataset(built, "test", render_on="device")
+    digits = torch.stack([handed[i][0] for i in range(16)])
+    scales = torch.from_numpy(ds.scales[:16])
+    on_device = op.torch_fn(digits, scales, canvas=56, interpolation="bicubic")
+    expected = torch.stack([torch.round(ds[i][0][0] * 255) for i in range(16)])
+    assert (on_device.float() - expected).abs().max().item() <= 1
