@@ -1,4 +1,5 @@
-"""Scale-equivariance error, scale consistency and per-resolution accuracy (PROTOCOLS 6.3, 7).
+"""Scale-equivariance error, scale consistency, per-resolution and per-scale accuracy
+(PROTOCOLS 6.3, 7).
 
 Scaling is the ideal down-scaling D_r of :mod:`scale_datasets.ops.fourier` throughout. For a map
 f from real inputs (B, C, N[, N]) to features (B, C', N'[, N']) the equivariance error at r is
@@ -16,6 +17,10 @@ by ``|S|``, which shrinks the error).
 Scale-group models (SESN) carry a scale axis instead: :func:`scale_group_equivariance_error`
 shrinks the image on its canvas, shifts the features' scale axis by the matching number of
 internal steps and compares the two on the shrunk region (PROTOCOLS 6.3, last line).
+
+:func:`accuracy_per_scale` streams any dataset of (image, label, scale) items, such as the
+45-scale evaluation grid of Dynamic Scale MNIST (``ScaleDataset(..., scales=grid,
+return_scale=True)``), and gives the accuracy at each distinct scale, ready to plot.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from scale_datasets.errors import InvalidParameterError
 from scale_datasets.ops.fourier import (
     resample,
     resample_1d,
@@ -38,7 +47,9 @@ from scale_datasets.ops.fourier import (
 __all__ = [
     "EquivarianceReport",
     "GroupEquivarianceReport",
+    "ScaleAccuracy",
     "accuracy_per_resolution",
+    "accuracy_per_scale",
     "equivariance_error",
     "final_features",
     "scale_consistency",
@@ -296,6 +307,166 @@ def accuracy_per_resolution(
                 correct[r] += int((_predict(model, xb, r, dims) == yb).sum())
             total += xb.shape[0]
     return {r: c / total if total else math.nan for r, c in correct.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleAccuracy:
+    """Result of :func:`accuracy_per_scale`: one row per distinct scale, in ascending order.
+
+    ``scales`` (S,) float32 holds the items' exact scale values; ``correct`` and ``counts`` (S,)
+    int64 the correct predictions and the items at each scale; ``accuracy`` (S,) float64 is
+    ``correct / counts``. The arrays are read-only. ``mean`` averages the per-scale accuracies
+    (each scale weighs the same: the mean height of the curve); ``overall`` pools all items. On a
+    grid, where every sample appears at every scale, the two agree.
+    """
+
+    scales: np.ndarray
+    accuracy: np.ndarray
+    correct: np.ndarray
+    counts: np.ndarray
+
+    def __post_init__(self) -> None:
+        columns = (
+            ("scales", np.float32),
+            ("accuracy", np.float64),
+            ("correct", np.int64),
+            ("counts", np.int64),
+        )
+        for name, dtype in columns:
+            value = np.array(getattr(self, name), dtype=dtype).reshape(-1)
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        lengths = {len(getattr(self, name)) for name, _ in columns}
+        if len(lengths) != 1:
+            raise InvalidParameterError(
+                f"counts: scales, accuracy, correct and counts must have one length, got "
+                f"{[len(getattr(self, name)) for name, _ in columns]}"
+            )
+
+    @property
+    def mean(self) -> float:
+        """Mean of the per-scale accuracies (nan without rows)."""
+        return float(self.accuracy.mean()) if len(self.accuracy) else math.nan
+
+    @property
+    def overall(self) -> float:
+        """Accuracy over all items, every scale pooled (nan without items)."""
+        total = int(self.counts.sum())
+        return int(self.correct.sum()) / total if total else math.nan
+
+    def to_rows(self) -> list[dict[str, float | int]]:
+        """One dict per scale, ``{"scale", "accuracy", "correct", "count"}``: rows for
+        ``csv.DictWriter`` (the scale as the exact value of its float32)."""
+        return [
+            {"scale": float(s), "accuracy": float(a), "correct": int(c), "count": int(n)}
+            for s, a, c, n in zip(
+                self.scales, self.accuracy, self.correct, self.counts, strict=True
+            )
+        ]
+
+    def as_dict(self) -> dict[str, list[float] | list[int]]:
+        """The same columns as lists, ``{"scale": [...], "accuracy": [...], ...}``: to plot
+        ``accuracy`` against ``scale``, or to hand to ``pandas.DataFrame``."""
+        return {
+            "scale": [float(s) for s in self.scales],
+            "accuracy": self.accuracy.tolist(),
+            "correct": self.correct.tolist(),
+            "count": self.counts.tolist(),
+        }
+
+
+def _batch_scales(value: Any, n: int) -> np.ndarray:
+    """The batch's scales as float32 (n,), from the collated third element of its items."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    scales = np.asarray(value)
+    if scales.shape != (n,) or not (
+        np.issubdtype(scales.dtype, np.floating) or np.issubdtype(scales.dtype, np.integer)
+    ):
+        raise InvalidParameterError(
+            "dataset: the third element of each item must be its scale, one number; got a batch "
+            f"of shape {scales.shape} and dtype {scales.dtype} for {n} items"
+        )
+    scales = scales.astype(np.float32)
+    if not np.isfinite(scales).all():
+        raise InvalidParameterError("dataset: item scales must be finite")
+    return scales
+
+
+def accuracy_per_scale(
+    model: Callable[[torch.Tensor], Any],
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> ScaleAccuracy:
+    """Accuracy of ``model`` at each distinct scale of the items of ``dataset``.
+
+    ``dataset`` yields ``(image, label, scale, ...)`` items: a ``ScaleDataset`` opened with
+    ``return_scale=True`` (an evaluation grid ``scales=`` or a split's own scales), or any torch
+    Dataset of that shape. It is read in order through a DataLoader of ``batch_size`` items and
+    ``num_workers`` workers, so a grid is rendered batch by batch and never held whole. Each
+    batch of images goes to ``device`` (default: the device of the model's parameters; left
+    where it is for a model without parameters), through ``transform`` if given (a batch
+    transform on that device, e.g. normalisation), and into the model, in eval mode (restored
+    after) and without gradients. The model returns logits (B, classes), or an object with
+    ``.logits``; the prediction is their argmax. Items are grouped by their scale as float32,
+    exactly: one row per distinct value.
+
+    Raises:
+        InvalidParameterError: ``dataset`` does not return scales (a ``ScaleDataset`` without
+            ``return_scale=True``, or items without a third, numeric element), or
+            ``batch_size`` < 1, ``num_workers`` < 0.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise InvalidParameterError(f"num_workers: must be an integer >= 0, got {num_workers!r}")
+    if getattr(dataset, "return_scale", None) is False:
+        raise InvalidParameterError(
+            "dataset: must return each item's scale; open it with return_scale=True"
+        )
+    target = torch.device(device) if device is not None else _device(model)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    tallies: dict[np.float32, list[int]] = {}  # scale -> [correct, count]
+    with torch.no_grad(), _eval_mode(model):
+        for batch in loader:
+            if not isinstance(batch, (list, tuple)) or len(batch) < 3:
+                raise InvalidParameterError(
+                    "dataset: items must be (image, label, scale, ...); open a ScaleDataset "
+                    "with return_scale=True"
+                )
+            x, y = batch[0], torch.as_tensor(batch[1])
+            scales = _batch_scales(batch[2], len(y))
+            if target is not None:
+                x, y = x.to(target), y.to(target)
+            if transform is not None:
+                x = transform(x)
+            predicted = _logits(model(x)).argmax(-1)
+            if predicted.shape != y.shape:
+                raise InvalidParameterError(
+                    f"model: predicted classes of shape {tuple(predicted.shape)} for labels of "
+                    f"shape {tuple(y.shape)}; it must return logits (B, classes)"
+                )
+            hits = (predicted == y).cpu().numpy()
+            keys, inverse = np.unique(scales, return_inverse=True)
+            counts = np.bincount(inverse, minlength=len(keys))
+            correct = np.bincount(inverse[hits], minlength=len(keys))
+            for key, c, n in zip(keys, correct, counts, strict=True):
+                tally = tallies.setdefault(key, [0, 0])
+                tally[0] += int(c)
+                tally[1] += int(n)
+    keys_sorted = sorted(tallies)
+    correct_all = np.array([tallies[k][0] for k in keys_sorted], dtype=np.int64)
+    counts_all = np.array([tallies[k][1] for k in keys_sorted], dtype=np.int64)
+    return ScaleAccuracy(
+        scales=np.array(keys_sorted, dtype=np.float32),
+        accuracy=correct_all / np.maximum(counts_all, 1),
+        correct=correct_all,
+        counts=counts_all,
+    )
 
 
 @dataclass
