@@ -274,10 +274,25 @@ def info(
         out_console.print(f"  base: {' x '.join(map(str, details.base_shape))} uint8")
     if details.shard:
         out_console.print(f"  shard: {details.shard['index']}/{details.shard['count']}")
+    for note in _preset_notes(details.preset, details.params):
+        out_console.print(f"  {note}", markup=False)
     for k, splits in details.realisations.items():
         sizes = ", ".join(f"{s.name} {s.size}" for s in splits)
         out_console.print(f"  realisation {k}: {sizes}")
+        for s in splits:
+            out_console.print(f"    {s.name}: {s.describe(details.rendered_shape)}", markup=False)
     out_console.print(f"  content_sha256: {details.content_sha256}")
+
+
+def _preset_notes(preset: str, params: dict[str, Any]) -> list[str]:
+    """What the file's preset says about its params; nothing for presets this version lacks."""
+    from scale_datasets import presets
+
+    try:
+        chosen = presets.get_preset(preset)
+        return chosen.describe(chosen.params_type.from_json(json.dumps(params)))
+    except ScaleDatasetsError:
+        return []
 
 
 @app.command()

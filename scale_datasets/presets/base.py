@@ -93,6 +93,10 @@ class Preset:
         """The stored shape of one rendered sample (layout "pixels" only)."""
         raise NotImplementedError
 
+    def describe(self, params: Any) -> list[str]:
+        """Lines that `info` and the dataset card show about these params (e.g. the law)."""
+        return []
+
     def realisation_attrs(self, params: Any, realisation: int) -> dict[str, Any]:
         """What a realisation's group records: its id and how to recreate its streams."""
         material = self.streams.seed_material(params.seed, realisation)

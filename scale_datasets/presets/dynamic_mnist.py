@@ -121,6 +121,14 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
             group_attrs[realisation_group(k)] = attrs
         return Plan(splits=tuple(splits), group_attrs=group_attrs)
 
+    def describe(self, params: Any) -> list[str]:
+        test = params.test_distribution or params.distribution
+        return [
+            f"scale law of train and val: {params.distribution}",
+            f"scale law of test: {test}",
+            f"canvas: {params.canvas} x {params.canvas}, the 28 x 28 digit centred",
+        ]
+
     def redraw(self, params: Any, realisation: int, split: str, epoch: int, n: int) -> np.ndarray:
         """The scales of epoch `epoch` (>= 1) of a split: the split's law, a stream of its own."""
         code = self.streams.purposes[f"redraw/{split}"]

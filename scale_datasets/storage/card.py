@@ -18,7 +18,7 @@ def card_path(data_file: Path) -> Path:
     return data_file.with_name(f"{data_file.stem}.card.md")
 
 
-def render_card(info: FileInfo, summary: str, loader: str) -> str:
+def render_card(info: FileInfo, summary: str, loader: str, notes: list[str] | None = None) -> str:
     name = Path(info.path).name
     lines = [
         f"# {name}",
@@ -36,6 +36,7 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
             if info.render["params"]
             else ""
         ),
+        *(f"- {note}" for note in notes or []),
         f"- made with: {', '.join(f'{k} {v}' for k, v in sorted(info.created_with.items()))}",
         "- parameters:",
         "",
@@ -49,7 +50,9 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
         "|---|---|---|---|",
     ]
     for k, splits in info.realisations.items():
-        lines += [f"| {k} | {s.name} | {s.size} | {s.describe(info.channels)} |" for s in splits]
+        lines += [
+            f"| {k} | {s.name} | {s.size} | {s.describe(info.rendered_shape)} |" for s in splits
+        ]
     if info.base_shape:
         shape = " x ".join(map(str, info.base_shape))
         lines += ["", f"Base pool under `/base/images`: {shape} uint8."]
@@ -81,7 +84,9 @@ def render_card(info: FileInfo, summary: str, loader: str) -> str:
     return "\n".join(lines)
 
 
-def write_card(data_file: Path, info: FileInfo, summary: str, loader: str) -> Path:
+def write_card(
+    data_file: Path, info: FileInfo, summary: str, loader: str, notes: list[str] | None = None
+) -> Path:
     out = card_path(data_file)
-    write_text_atomic(out, render_card(info, summary, loader))
+    write_text_atomic(out, render_card(info, summary, loader, notes))
     return out

@@ -42,12 +42,10 @@ class SplitInfo:
         out[self.column] = list(self.value_range) if self.value_range else None
         return out
 
-    def describe(self, channels: int) -> str:
-        """e.g. "28 x 28, scales 0.30..1.00" or "3 x r x r, resolutions 49..97"."""
-        if self.image_shape is not None:
-            shape = " x ".join(map(str, self.image_shape))
-        else:
-            shape = f"{channels} x r x r"
+    def describe(self, rendered_shape: str) -> str:
+        """e.g. "28 x 28, scales 0.30..1.00" or "3 x r x r, resolutions 49..97"; on-access
+        splits show `rendered_shape` (FileInfo.rendered_shape)."""
+        shape = " x ".join(map(str, self.image_shape)) if self.image_shape else rendered_shape
         if self.value_range is None:
             return shape
         lo, hi = self.value_range
@@ -77,9 +75,12 @@ class FileInfo:
     file_bytes: int
 
     @property
-    def channels(self) -> int:
-        """Channels of a rendered sample (1 for grey pools)."""
-        return self.base_shape[1] if self.base_shape and len(self.base_shape) == 4 else 1
+    def rendered_shape(self) -> str:
+        """The shape of an on-access sample as rendered, e.g. "1 x 168 x 168" or "3 x r x r"."""
+        channels = self.base_shape[1] if self.base_shape and len(self.base_shape) == 4 else 1
+        canvas = self.render["params"].get("canvas")
+        side = "r" if self.render["column"] == "resolutions" or canvas is None else canvas
+        return f"{channels} x {side} x {side}"
 
     def to_json(self) -> dict[str, Any]:
         return {
