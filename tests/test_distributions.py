@@ -18,7 +18,7 @@ from scale_datasets.cli.app import run
 from scipy import stats
 
 import scale_datasets
-from scale_datasets import distributions
+import scale_datasets.distributions.registry as distributions
 from scale_datasets.distributions import (
     Cauchy,
     Discrete,
