@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_loader.py
 	$(BIN)/python benchmarks/bench_multires.py
+	$(BIN)/python benchmarks/bench_dynamic.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_fourier.py
 	$(BIN)/python benchmarks/bench_sesn.py
