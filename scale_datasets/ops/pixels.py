@@ -16,4 +16,4 @@ def to_unit_float(pixels: Any) -> Any:
         return pixels.astype(np.float32) / np.float32(255)
     import torch
 
-    return pixels.to(torch.float32) / 255
+    return pixels.to(torch.float32, copy=True).div_(255)  # in place: one allocation, same bits
