@@ -82,6 +82,7 @@ def _field_option(info: Any) -> inspect.Parameter:
     """A `build <preset>` option from one params field: its help, default and range."""
     allowed = info.describe_range()
     default = ",".join(map(str, info.default)) if info.kind is tuple else info.default
+    default = "empty" if default == "" else default
     text = f"{info.help} [default: {default}" + (f"; allowed: {allowed}]" if allowed else "]")
     if info.kind is tuple:  # a list of ints: the option is repeated
         return _option(info.name, list[int] | None, None, help=f"{text} (repeatable)")
@@ -289,8 +290,7 @@ def _preset_notes(preset: str, params: dict[str, Any]) -> list[str]:
     from scale_datasets import presets
 
     try:
-        chosen = presets.get_preset(preset)
-        return chosen.describe(chosen.params_type.from_json(json.dumps(params)))
+        return presets.get_preset(preset).describe(params)
     except ScaleDatasetsError:
         return []
 

@@ -11,7 +11,6 @@ build.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -258,7 +257,7 @@ def build(
                 progress("render", done, total_rows)
         content = writer.finish()
     info = read_info(out)
-    write_card(out, info, chosen.summary, chosen.loader_example, chosen.describe(params))
+    write_card(out, info, chosen.summary, chosen.loader_example, chosen.describe(info.params))
     log.info(
         "wrote %s (%.1f MB, content_sha256 %s) in %.1f s",
         out,
@@ -282,6 +281,5 @@ def merge(
     out = merge_shards([Path(s) for s in shards], Path(out), overwrite=overwrite, progress=progress)
     info = read_info(out)
     chosen = get_preset(info.preset)
-    params = chosen.params_type.from_json(json.dumps(info.params))
-    write_card(out, info, chosen.summary, chosen.loader_example, chosen.describe(params))
+    write_card(out, info, chosen.summary, chosen.loader_example, chosen.describe(info.params))
     return out

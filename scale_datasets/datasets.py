@@ -62,6 +62,14 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _known_preset(name: str) -> Any:
+    """The preset of that name, or None for files of presets this version lacks."""
+    try:
+        return get_preset(name)
+    except InvalidParameterError:
+        return None
+
+
 class ScaleDataset(Dataset):
     """One split of one realisation of any file built by scale-datasets."""
 
@@ -98,7 +106,12 @@ class ScaleDataset(Dataset):
         self.return_scale = return_scale or render_on == "device"
         self.return_scale_bin = return_scale_bin
         self.epoch = 0
-        self._params_object: Any = None
+        # The epoch, in shared memory for per-epoch redraws: DataLoader workers read it.
+        self._epoch_cell = torch.zeros(1, dtype=torch.int64)
+        if redraw == "per-epoch":
+            self._epoch_cell.share_memory_()
+        self._drawn_epoch = 0
+        self._bin_origin: float | None = None
         self._grid = None if scales is None else np.asarray(scales, dtype=np.float32).reshape(-1)
         self.device = torch.device(device) if device is not None else None
         self._key = f"{realisation_group(realisation)}/{split}"
@@ -110,6 +123,7 @@ class ScaleDataset(Dataset):
             self._op_params: dict[str, Any] = render["params"]
             self.plan_column: str = render["column"]
             self._check_options()
+            self._check_preset_features(return_scale_bin)
             if self.layout == "on-access" and "shard" in h5.attrs:
                 raise InvalidParameterError(
                     f"path: {self.path} is one shard of an on-access build (its /base holds only "
@@ -124,9 +138,11 @@ class ScaleDataset(Dataset):
             self._render_values = (
                 self.values if resolution is None else np.full_like(self.values, resolution)
             )
+            # Normalisation: the file's own train statistics, else the preset's constants.
             statistics = group.parent.attrs
-            self.mean: float | None = _float_or_none(statistics.get("train_mean"))
-            self.std: float | None = _float_or_none(statistics.get("train_std"))
+            fallback = getattr(_known_preset(self.preset), "normalisation", None) or (None, None)
+            self.mean: Any = _float_or_none(statistics.get("train_mean")) or fallback[0]
+            self.std: Any = _float_or_none(statistics.get("train_std")) or fallback[1]
             # The stored samples (pixels) or the source pool (on-access) this split reads.
             self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
             self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
@@ -199,6 +215,19 @@ class ScaleDataset(Dataset):
                     f"resolution: must be in 1..4096, got {self.resolution}"
                 )
 
+    def _check_preset_features(self, return_scale_bin: bool) -> None:
+        """Per-epoch draws and scale bins come from the file's preset (and law): check they
+        exist when the dataset opens, not at the first item."""
+        preset = _known_preset(self.preset)
+        if self.redraw == "per-epoch" and not hasattr(preset, "redraw"):
+            raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
+        if return_scale_bin:
+            if not hasattr(preset, "bin_origin"):
+                raise InvalidParameterError(
+                    f"return_scale_bin: {self.preset} files have no scale bins"
+                )
+            self._bin_origin = preset.bin_origin(self.params, self.split)
+
     def _load(self, stored: h5py.Dataset) -> None:
         used = None
         if self.layout == "on-access":  # keep only the pool rows this split uses
@@ -209,8 +238,10 @@ class ScaleDataset(Dataset):
 
     @property
     def scales(self) -> np.ndarray:
-        """Each sample's scale factor this epoch (files whose plan column is scales)."""
+        """Each sample's scale factor this epoch (files whose plan column is scales; with a
+        `scales=` grid, still one per sample: item j is at the grid's scale j // N)."""
         self._column("scales")
+        self._sync_epoch()
         return self._render_values
 
     @property
@@ -232,27 +263,33 @@ class ScaleDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch; with `redraw="per-epoch"` its scales (epoch 0: the stored draw;
-        epoch e: the split's law from a stream keyed by (seed, realisation, split, e))."""
+        epoch e: the split's law from a stream keyed by (seed, realisation, split, e)). The
+        epoch is shared memory, so DataLoader workers, persistent ones too, draw the same."""
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise InvalidParameterError(f"epoch: must be an int >= 0, got {epoch!r}")
         self.epoch = int(epoch)
-        if self.redraw != "per-epoch":
+        self._epoch_cell[0] = self.epoch
+        self._sync_epoch()
+
+    def _sync_epoch(self) -> None:
+        """Draw this process's scales for the shared epoch when they are another epoch's."""
+        epoch = int(self._epoch_cell[0])
+        if self.redraw != "per-epoch" or epoch == self._drawn_epoch:
             return
-        if self.epoch == 0:
+        if epoch == 0:
             self._render_values = self.values
         else:
-            redraw = getattr(get_preset(self.preset), "redraw", None)
-            if redraw is None:
-                raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
-            self._render_values = redraw(
-                self._preset_params(), self.realisation, self.split, self.epoch, len(self.labels)
+            self._render_values = get_preset(self.preset).redraw(
+                self.params, self.realisation, self.split, epoch, len(self.labels)
             )
+        self._drawn_epoch = epoch
         if self._cache is not None:
             self._cache = [None] * len(self)
 
     def _sample_values(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sample position, plan value) of each item: a `scales=` grid is scale-major, item
         j = sample j % N at scales[j // N]."""
+        self._sync_epoch()
         if self._grid is None:
             return idx, self._render_values[idx]
         n = len(self.labels)
@@ -331,22 +368,10 @@ class ScaleDataset(Dataset):
         columns: list[list[Any]] = []
         if self.return_scale:
             columns.append(values.tolist())
-        if self.return_scale_bin:
+        if self._bin_origin is not None:
             preset = get_preset(self.preset)
-            bins = getattr(preset, "scale_bins", None)
-            if bins is None:
-                raise InvalidParameterError(
-                    f"return_scale_bin: {self.preset} files have no scale bins"
-                )
-            columns.append(bins(self._preset_params(), self.split, values).tolist())
+            columns.append(preset.scale_bins(self._bin_origin, values).tolist())
         return list(zip(*columns, strict=True)) if columns else [()] * len(values)
-
-    def _preset_params(self) -> Any:
-        """The file's params as its preset's dataclass (parsed once)."""
-        if self._params_object is None:
-            preset = get_preset(self.preset)
-            self._params_object = preset.params_type.from_json(json.dumps(self.params))
-        return self._params_object
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         return self.__getitems__([index])[0]

@@ -428,6 +428,11 @@ def accuracy_per_scale(
         raise InvalidParameterError(
             "dataset: must return each item's scale; open it with return_scale=True"
         )
+    if getattr(dataset, "render_on", "dataset") == "device":
+        raise InvalidParameterError(
+            "dataset: render_on='device' hands over unrendered digits; open it with "
+            "render_on='dataset' (or render with render_batch in your own loop)"
+        )
     target = torch.device(device) if device is not None else _device(model)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     tallies: dict[np.float32, list[int]] = {}  # scale -> [correct, count]

@@ -3,6 +3,7 @@ per-epoch redraws, the per-scale evaluation grid, bins, train statistics and bad
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def test_per_epoch_redraws_are_shared_by_workers_and_follow_the_law(built: Path)
 
 def test_per_epoch_redraws_follow_the_law_in_distribution():
     params = DynamicMNISTParams(realisations=(0,), distribution="loguniform(1, 8)")
-    draws = PRESET.redraw(params, 0, "train", 3, 50_000).astype(np.float64)
+    draws = PRESET.redraw(json.loads(params.to_json()), 0, "train", 3, 50_000).astype(np.float64)
     assert stats.kstest(draws, parse_distribution("loguniform(1, 8)").cdf).pvalue > 1e-3
 
 
@@ -218,3 +219,85 @@ def test_the_torch_renderer_behind_a_device_matches_within_one_grey_level(built:
     on_device = op.torch_fn(digits, scales, canvas=56, interpolation="bicubic")
     expected = torch.stack([torch.round(ds[i][0][0] * 255) for i in range(16)])
     assert (on_device.float() - expected).abs().max().item() <= 1
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_persistent_workers_follow_set_epoch(built: Path, method: str):
+    reference = ScaleDataset(built, "train", redraw="per-epoch")
+    ds = ScaleDataset(built, "train", redraw="per-epoch", return_scale=True)
+    loader = DataLoader(
+        ds, batch_size=32, num_workers=2, persistent_workers=True, multiprocessing_context=method
+    )
+    for epoch in (0, 1, 2):
+        ds.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        seen = torch.cat([batch[2] for batch in loader]).numpy()
+        np.testing.assert_array_equal(seen.astype(np.float32), reference.scales)
+
+
+def test_a_test_law_equal_to_the_train_law_is_the_default():
+    same = DynamicMNISTParams(distribution="loguniform(1, 8)", test_distribution="loguniform(1,8)")
+    assert same == DynamicMNISTParams(distribution="loguniform(1, 8)")
+
+
+def test_other_presets_fall_back_to_their_normalisation_constants(small_build):
+    ds = ScaleDataset(small_build, "train")
+    assert (ds.mean, ds.std) == (0.0607, 0.2161)
+
+
+def test_the_evaluation_metric_refuses_unrendered_digits(built: Path):
+    import scale_eq
+
+    handed = ScaleDataset(built, "test", render_on="device")
+    with pytest.raises(InvalidParameterError, match="render_on='device'"):
+        scale_eq.accuracy_per_scale(torch.nn.Flatten(), handed)
+
+
+USER_LAW = """
+import numpy as np
+import scale_datasets as sd
+
+@sd.register_distribution("twopt")
+class TwoPoint:
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+    def sample(self, rng, n):
+        return np.where(rng.random(n) < 0.5, self.a, self.b)
+    support = (1.0, 8.0)
+"""
+
+
+def test_a_file_built_with_a_user_law_loads_and_merges_anywhere(fake_source, tmp_path):
+    """Built where the law is registered; read, merged and redrawn in fresh processes."""
+    import subprocess
+    import sys
+
+    options = dict(OPTIONS, realisations=1, distribution="twopt(1.5, 3)")
+    script = USER_LAW + (
+        "from scale_datasets.build import build\n"
+        "if __name__ == '__main__':\n"
+        + "".join(
+            f"    build('dynamic-mnist', {str(tmp_path / name)!r}, source_dir={str(fake_source)!r},"
+            f" workers=1, shard={shard!r}, **{options!r})\n"
+            for name, shard in (("one.h5", None), ("s1.h5", "1/2"), ("s2.h5", "2/2"))
+        )
+    )
+    (tmp_path / "make.py").write_text(script)
+    subprocess.run([sys.executable, str(tmp_path / "make.py")], check=True, cwd=tmp_path)
+    merged = subprocess.run(
+        [sys.executable, "-m", "scale_datasets.cli", "merge", "s1.h5", "s2.h5", "--out", "m.h5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert "scale law of train and val: twopt(1.5, 3.0)" in (tmp_path / "m.card.md").read_text()
+    fresh = (
+        "from scale_datasets import ScaleDataset\n"
+        f"ds = ScaleDataset({str(tmp_path / 'm.h5')!r}, 'train', redraw='per-epoch')\n"
+        "print(sorted(set(ds.scales.tolist())))\n"
+        "ds.set_epoch(1)\n"
+    )
+    run_fresh = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True)
+    assert run_fresh.stdout.strip() == "[1.5, 3.0]"
+    assert "register it with scale_datasets.register_distribution" in run_fresh.stderr

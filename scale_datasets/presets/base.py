@@ -93,8 +93,12 @@ class Preset:
         """The stored shape of one rendered sample (layout "pixels" only)."""
         raise NotImplementedError
 
-    def describe(self, params: Any) -> list[str]:
-        """Lines that `info` and the dataset card show about these params (e.g. the law)."""
+    # (mean, std) to normalise with when a file records no statistics of its own.
+    normalisation: ClassVar[tuple[Any, Any] | None] = None
+
+    def describe(self, params: dict[str, Any]) -> list[str]:
+        """Lines that `info` and the dataset card show about a file's params (as recorded: a
+        dict, so a file built with a user's scale law describes itself without it)."""
         return []
 
     def realisation_attrs(self, params: Any, realisation: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..distributions import ScaleLaw, parse_distribution
+from ..errors import InvalidParameterError
 from ..ops.canvas import scale_on_canvas
 from ..ops.pil_affine import INTERPOLATIONS
 from ..rng import Streams, keyed_generator
@@ -49,7 +50,7 @@ class DynamicMNISTParams(PresetParams):
         "'mixture(0.3 * uniform(1, 2), 0.7 * trunclognorm(0.7, 0.4, 1, 8))' "
         "(see `scale-datasets distributions`).",
     )
-    test_distribution: str = option("", "Scale law of the test split [default: the same].")
+    test_distribution: str = option("", "Scale law of the test split (empty: the train law).")
     canvas: int = option(168, "Canvas side: the 28 x 28 digit zero-padded and centred.", lo=28)
     interpolation: str = option("bicubic", "Resampling filter.", choices=INTERPOLATIONS)
     n_train: int = option(10_000, "Train samples.", lo=1)
@@ -61,7 +62,9 @@ class DynamicMNISTParams(PresetParams):
         object.__setattr__(self, "distribution", parse_distribution(self.distribution).canonical)
         if self.test_distribution:
             canonical = parse_distribution(self.test_distribution).canonical
-            object.__setattr__(self, "test_distribution", canonical)
+            # The train law named again is the default: equal laws, equal files.
+            same = canonical == self.distribution
+            object.__setattr__(self, "test_distribution", "" if same else canonical)
         require(self.canvas <= 4096, "canvas", f"must be <= 4096, got {self.canvas}")
 
     def law(self, split: str) -> ScaleLaw:
@@ -114,31 +117,63 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
             for split in SPLITS:
                 index = members[split]
                 draw = self.streams.stream(params.seed, k, f"scales/{split}")
-                scales = params.law(split).sample(draw, len(index)).astype(np.float32)
+                scales = _drawn(params.law(split), draw, len(index))
                 splits.append(split_plan(k, split, labels, index, "scales", scales))
                 if split == "train":
                     attrs.update(train_statistics(source.images[index], scales, params))
             group_attrs[realisation_group(k)] = attrs
         return Plan(splits=tuple(splits), group_attrs=group_attrs)
 
-    def describe(self, params: Any) -> list[str]:
-        test = params.test_distribution or params.distribution
+    def describe(self, params: dict[str, Any]) -> list[str]:
         return [
-            f"scale law of train and val: {params.distribution}",
-            f"scale law of test: {test}",
-            f"canvas: {params.canvas} x {params.canvas}, the 28 x 28 digit centred",
+            f"scale law of train and val: {params['distribution']}",
+            f"scale law of test: {params['test_distribution'] or params['distribution']}",
+            f"canvas: {params['canvas']} x {params['canvas']}, the 28 x 28 digit centred",
         ]
 
-    def redraw(self, params: Any, realisation: int, split: str, epoch: int, n: int) -> np.ndarray:
+    def redraw(
+        self, params: dict[str, Any], realisation: int, split: str, epoch: int, n: int
+    ) -> np.ndarray:
         """The scales of epoch `epoch` (>= 1) of a split: the split's law, a stream of its own."""
         code = self.streams.purposes[f"redraw/{split}"]
-        rng = keyed_generator(params.seed, realisation, code, epoch)
-        return params.law(split).sample(rng, n).astype(np.float32)
+        rng = keyed_generator(params["seed"], realisation, code, epoch)
+        return _drawn(_recorded_law(params, split), rng, n)
 
-    def scale_bins(self, params: Any, split: str, scales: np.ndarray) -> np.ndarray:
-        """Basting's scale bin: round(28 s) - floor(28 min_s), min_s the law's lower bound."""
-        low = params.law(split).support[0]
-        return (np.rint(28 * scales.astype(np.float64)) - np.floor(28 * low)).astype(np.int64)
+    def bin_origin(self, params: dict[str, Any], split: str) -> float:
+        """floor(28 min_s) of Basting's scale bin, min_s the lower bound of the split's law."""
+        return float(np.floor(28 * _recorded_law(params, split).support[0]))
+
+    @staticmethod
+    def scale_bins(origin: float, scales: np.ndarray) -> np.ndarray:
+        """Basting's scale bin: round(28 s) - floor(28 min_s)."""
+        return (np.rint(28 * scales.astype(np.float64)) - origin).astype(np.int64)
+
+
+def _recorded_law(params: dict[str, Any], split: str) -> ScaleLaw:
+    """The law a file records for a split; a user law must be registered in this process."""
+    spec = params["test_distribution"] if split == "test" else ""
+    spec = spec or params["distribution"]
+    try:
+        return parse_distribution(spec)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(
+            f"{exc}; per-epoch redraws and scale bins draw from the file's law: register it with "
+            "scale_datasets.register_distribution in every process that reads the file"
+        ) from None
+
+
+def _drawn(law: ScaleLaw, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n draws as the float32 scales files store; a law whose draws leave float32 is refused."""
+    draws = law.sample(rng, n)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        scales = draws.astype(np.float32)
+        bad = ~(np.isfinite(scales) & (scales > 0) & np.isfinite(1 / scales))
+    if bad.any():
+        raise InvalidParameterError(
+            f"distribution {law.canonical!r}: draws such as {float(draws[bad][0])!r} do not fit "
+            "a float32 scale"
+        )
+    return scales
 
 
 def train_statistics(digits: np.ndarray, scales: np.ndarray, params: Any) -> dict[str, float]:

@@ -35,6 +35,7 @@ class MNISTMultiResPreset(MnistLikeSources, MultiResolutionPreset):
         "r = 8..28 in equal groups, ideal Fourier down-scaling, rendered on access"
     )
     params_type = MNISTMultiResParams
+    normalisation = (MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD)
     loader_example = (
         "from scale_datasets import ResolutionBatchSampler, ScaleDataset\n"
         "train = ScaleDataset('{path}', split='train', realisation=0)\n"

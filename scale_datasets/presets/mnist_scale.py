@@ -74,6 +74,7 @@ class MNISTScalePreset(MnistLikeSources, Preset):
         "s ~ U[0.3, 1] bicubic about the centre, 6 realisations"
     )
     params_type = MNISTScaleParams
+    normalisation = (MNIST_SCALE_MEAN, MNIST_SCALE_STD)
     layout = "pixels"
     # Never renumber: files record these codes as seed material.
     streams = Streams({"split": 1, "scales/train": 2, "scales/val": 3, "scales/test": 4})

@@ -37,6 +37,7 @@ class STL10ScalePreset(MultiResolutionPreset):
         "r = 49..97 in equal groups, ideal Fourier down-scaling, rendered on access"
     )
     params_type = STL10ScaleParams
+    normalisation = (STL10_SCALE_MEAN, STL10_SCALE_STD)
     sources = ("stl10",)
     source_dir_help = "stl10_binary/ with {train,test}_{X,y}.bin (torchvision's layout)"
     loader_example = (
