@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from .pil_affine import INTERPOLATIONS, Interpolation, resolve_canvas
-from .scaling import _accumulated_positions, _nearest, _separable, _Workspace
+from .scaling import _accumulated_positions, _nearest, _separable, _Workspace, check_scales
 
 __all__ = ["canvas_offsets", "digit_box", "scale_on_canvas"]
 
@@ -126,27 +126,6 @@ def _axis(s: np.ndarray, size: int, canvas: int, interpolation: str) -> _Axis:
     return _Axis(taps=taps, frac=frac, lo=lo, hi=hi)
 
 
-def _check_scales(scales: np.ndarray, n: int | None) -> np.ndarray:
-    """``scales`` as float64, each finite and > 0; ``(n,)`` unless ``n`` is None (any 1-D)."""
-    scales_arr = np.asarray(scales)
-    if scales_arr.ndim != 1 or (n is not None and scales_arr.shape[0] != n):
-        want = "(N,)" if n is None else f"({n},) to match digits"
-        raise InvalidParameterError(f"scales must have shape {want}, got {scales_arr.shape}")
-    if not (
-        np.issubdtype(scales_arr.dtype, np.floating) or np.issubdtype(scales_arr.dtype, np.integer)
-    ):
-        raise InvalidParameterError(f"scales must be real numbers, got dtype {scales_arr.dtype}")
-    s64 = scales_arr.astype(np.float64)
-    with np.errstate(divide="ignore", over="ignore"):
-        bad = ~(np.isfinite(s64) & (s64 > 0) & np.isfinite(1.0 / s64))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidParameterError(
-            f"scales must be finite and > 0, got scales[{i}] = {scales_arr[i]!r}"
-        )
-    return s64
-
-
 def check_canvas(canvas: tuple[int, int] | int, h: int, w: int) -> tuple[int, int]:
     """``canvas`` as (height, width), at least the digit's size (the digit is padded onto it)."""
     if canvas is None:
@@ -192,7 +171,7 @@ def digit_box(
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise InvalidParameterError(f"{name} must be an int >= 1, got {value!r}")
     ch, cw = check_canvas(canvas, int(h), int(w))
-    s64 = _check_scales(scales, None)
+    s64 = check_scales(scales, None)
     ys = _axis(s64, int(h), ch, interpolation)
     xs = _axis(s64, int(w), cw, interpolation)
     return np.stack([ys.lo, ys.hi, xs.lo, xs.hi], axis=1).astype(np.int64)
@@ -259,7 +238,7 @@ def scale_on_canvas(
     if h < 1 or w < 1:
         raise InvalidParameterError(f"digits must have h, w >= 1, got shape {digits.shape}")
     ch, cw = check_canvas(canvas, h, w)
-    s64 = _check_scales(scales, n)
+    s64 = check_scales(scales, n)
     out = np.zeros((n, ch, cw), dtype=np.uint8)
     if n == 0:
         return out

@@ -74,6 +74,27 @@ _SMALL_BATCH = 6
 _TAPS = {"bicubic": range(-1, 3), "bilinear": range(0, 2)}
 
 
+def check_scales(scales: np.ndarray, n: int | None) -> np.ndarray:
+    """``scales`` as float64, each finite and > 0, of shape ``(n,)`` (any 1-D when n is None)."""
+    scales_arr = np.asarray(scales)
+    if scales_arr.ndim != 1 or (n is not None and scales_arr.shape[0] != n):
+        want = "(N,)" if n is None else f"({n},) to match the images"
+        raise InvalidParameterError(f"scales must have shape {want}, got {scales_arr.shape}")
+    if not (
+        np.issubdtype(scales_arr.dtype, np.floating) or np.issubdtype(scales_arr.dtype, np.integer)
+    ):
+        raise InvalidParameterError(f"scales must be real numbers, got dtype {scales_arr.dtype}")
+    s64 = scales_arr.astype(np.float64)
+    with np.errstate(divide="ignore", over="ignore"):
+        bad = ~(np.isfinite(s64) & (s64 > 0) & np.isfinite(1.0 / s64))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidParameterError(
+            f"scales must be finite and > 0, got scales[{i}] = {scales_arr[i]!r}"
+        )
+    return s64
+
+
 def _validate(
     images: np.ndarray,
     scales: np.ndarray,
@@ -99,23 +120,7 @@ def _validate(
     n, h, w = images.shape
     if h < 1 or w < 1:
         raise InvalidParameterError(f"images must have H, W >= 1, got shape {images.shape}")
-    scales_arr = np.asarray(scales)
-    if scales_arr.ndim != 1 or scales_arr.shape[0] != n:
-        raise InvalidParameterError(
-            f"scales must have shape ({n},) to match images, got {scales_arr.shape}"
-        )
-    if not (
-        np.issubdtype(scales_arr.dtype, np.floating) or np.issubdtype(scales_arr.dtype, np.integer)
-    ):
-        raise InvalidParameterError(f"scales must be real numbers, got dtype {scales_arr.dtype}")
-    s64 = scales_arr.astype(np.float64)
-    with np.errstate(divide="ignore", over="ignore"):
-        bad = ~(np.isfinite(s64) & (s64 > 0) & np.isfinite(1.0 / s64))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidParameterError(
-            f"scales must be finite and > 0, got scales[{i}] = {scales_arr[i]!r}"
-        )
+    s64 = check_scales(scales, n)
     return images, s64, resolve_canvas(canvas, h, w)
 
 
