@@ -4,9 +4,10 @@
 int label), plus the sample's plan value (its scale factor, or its resolution) with
 `return_scale=True`. Pixels files hold rendered uint8 samples (values / 255, in [0, 1]); on-access
 files hold the source pool and the plan, and a batch is rendered when it is read, with the render
-op recorded in the file (one vectorised call per plan value in the batch, never a loop over
-items). `base_transform` runs on each base sample (C x H x W in [0, 1]) before rendering: the
-train augmentations of the Fourier protocol go there. `resolution=r` renders every sample at r.
+op recorded in the file (one vectorised call per batch, or per plan value in it, never a loop
+over items). `base_transform` runs on each base sample (C x H x W in [0, 1]) before rendering:
+the train augmentations of the Fourier protocol go there. `resolution=r` renders every sample at
+r; `scales=` makes an evaluation grid; `redraw="per-epoch"` draws fresh scales every epoch.
 
 By default a split is read into RAM, with the sha256 of every dataset read checked against the
 one recorded at build time; `in_memory=False` opens the file lazily in each process instead
@@ -71,7 +72,27 @@ def _known_preset(name: str) -> Any:
 
 
 class ScaleDataset(Dataset):
-    """One split of one realisation of any file built by scale-datasets."""
+    """One split of one realisation of any file built by scale-datasets.
+
+    Items are ``(sample, label)``: a float32 tensor (C, H, W) in [0, 1] (Fourier renders may
+    ring slightly outside it) and an int, then the plan value with ``return_scale`` and the scale
+    bin with ``return_scale_bin``.
+
+    Args:
+        path, split, realisation: the file and which of its splits.
+        transform, target_transform: per item, after rendering (torchvision's convention).
+        base_transform: per base sample (C, H, W in [0, 1]) before a multi-resolution render.
+        return_scale: add each item's scale factor or resolution.
+        in_memory: load the split (checking every digest) or open the file lazily per process.
+        resolution: render every sample of a multi-resolution file at this resolution.
+        cache: keep renders after their first (fixed renders only).
+        device: keep the stored samples on this device and render batches there.
+        scales: an evaluation grid of scale factors: len(scales) x N items, scale-major.
+        redraw: "fixed" (the stored draw) or "per-epoch" (``set_epoch(e)``; shared by workers).
+        return_scale_bin: add Basting et al.'s scale bin (dynamic-mnist).
+        render_on: "dataset", or "device" to hand over (base sample, label, value [, bin]) for
+            ``render_batch`` on the training device.
+    """
 
     def __init__(
         self,
