@@ -59,10 +59,6 @@ REDRAWS = ("fixed", "per-epoch")
 RENDER_ON = ("dataset", "device")
 
 
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def _known_preset(name: str) -> Any:
     """The preset of that name, or None for files of presets this version lacks."""
     try:
@@ -162,8 +158,9 @@ class ScaleDataset(Dataset):
             # Normalisation: the file's own train statistics, else the preset's constants.
             statistics = group.parent.attrs
             fallback = getattr(_known_preset(self.preset), "normalisation", None) or (None, None)
-            self.mean: Any = _float_or_none(statistics.get("train_mean")) or fallback[0]
-            self.std: Any = _float_or_none(statistics.get("train_std")) or fallback[1]
+            recorded = "train_mean" in statistics
+            self.mean: Any = float(statistics["train_mean"]) if recorded else fallback[0]
+            self.std: Any = float(statistics["train_std"]) if recorded else fallback[1]
             # The stored samples (pixels) or the source pool (on-access) this split reads.
             self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
             self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
