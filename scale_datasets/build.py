@@ -137,10 +137,6 @@ def _layout(
         lo, hi = _rows(shard, len(split))
         columns.update({f"{split.group}/{k}": v[lo:hi] for k, v in split.columns.items()})
     if preset.layout == "pixels":
-        if materialise:
-            raise InvalidParameterError(
-                f"materialise: {preset.name} stores its rendered pixels already (layout pixels)"
-            )
         return columns, _pixels_outputs(preset, params, source, plan, render, shard)
     pool = source.images
     lo, hi = _rows(shard, len(pool))
@@ -154,14 +150,24 @@ def _layout(
         )
     ]
     if materialise:
-        if not get_render_op(render.op).by_value:
-            raise InvalidParameterError(f"materialise: not supported for render op {render.op}")
         channels = as_channels(pool[:1]).shape[1]
         for split in plan.splits:
             rendered, flat = _materialised_outputs(split, render, channels, shard)
             outputs += rendered
             columns[f"{split.group}/index"] = flat
     return columns, outputs
+
+
+def _check_materialise(preset: Preset, render: RenderSpec, materialise: bool) -> None:
+    """Before any work: only on-access files rendered per resolution can be materialised."""
+    if not materialise:
+        return
+    if preset.layout == "pixels":
+        raise InvalidParameterError(
+            f"materialise: {preset.name} stores its rendered pixels already (layout pixels)"
+        )
+    if not get_render_op(render.op).by_value:
+        raise InvalidParameterError(f"materialise: not supported for render op {render.op}")
 
 
 def _file_spec(
@@ -224,6 +230,8 @@ def build(
     params = chosen.make_params(**options)
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise InvalidParameterError(f"workers: must be >= 1, got {workers}")
+    render = chosen.render_spec(params)
+    _check_materialise(chosen, render, materialise)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if out is not None:
         check_can_create(Path(out), overwrite)
@@ -233,7 +241,6 @@ def build(
     out = Path(out) if out is not None else default_output(chosen.name, data_source.name, shard)
     check_can_create(out, overwrite)
     plan = chosen.plan(params, data_source)
-    render = chosen.render_spec(params)
     columns, outputs = _layout(chosen, params, data_source, plan, render, shard, materialise)
     spec = _file_spec(chosen, params, data_source, plan, render, columns, outputs, shard)
     total_rows = sum(o.shape[0] for o in outputs)

@@ -145,3 +145,14 @@ def two_step_split(
     trainval, test = stratified_partition(labels, [n_train + n_val, n_test], rng, counts="sklearn")
     train, val = stratified_partition(labels[trainval], [n_train, n_val], rng, counts="sklearn")
     return {"train": trainval[train], "val": trainval[val], "test": test}
+
+
+def equal_groups(n: int, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n plan values in equal groups (sizes differ by at most 1, nothing left over), shuffled.
+
+    Which values get the extra sample (when len(values) does not divide n) is drawn too.
+    """
+    values = np.asarray(values)
+    counts = np.full(len(values), n // len(values))
+    counts[rng.permutation(len(values))[: n % len(values)]] += 1
+    return rng.permutation(np.repeat(values, counts))

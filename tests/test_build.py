@@ -302,3 +302,11 @@ def test_workers_must_be_positive(fake_source, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"^workers: must be >= 1, got 0"):
         build("mnist-scale", tmp_path / "w.h5", source_dir=fake_source, workers=0, **SMALL)
     assert not (tmp_path / "w.h5").exists()
+
+
+@pytest.mark.parametrize("preset", ["mnist-scale", "dynamic-mnist"])
+def test_materialise_is_refused_before_any_work(preset, tmp_path):
+    """Pixels files hold their renders already; value-wise on-access renders are not grouped.
+    The refusal comes before the (here missing) source is even looked for."""
+    with pytest.raises(InvalidParameterError, match="^materialise: "):
+        build(preset, tmp_path / "m.h5", source_dir=tmp_path / "missing", materialise=True)

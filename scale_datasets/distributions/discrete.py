@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidParameterError
+from ..splits import equal_groups
 from .base import ScaleLaw, _as_float, _fmt
 
 
@@ -16,9 +17,10 @@ from .base import ScaleLaw, _as_float, _fmt
 class Discrete(ScaleLaw):
     """Equal counts of each listed value, shuffled (Basting et al.).
 
-    n draws hold n // k copies of each of the k values; the n % k values that get one more are
-    drawn without replacement (`rng.choice`), then the whole array is permuted
-    (`rng.permutation`). The cdf is the step function k_x / k (k_x values <= x); there is no pdf.
+    n draws hold n // k copies of each of the k values and the n % k values that get one more are
+    drawn, then the whole array is permuted: `splits.equal_groups`, as multi-resolution presets
+    assign their resolutions. The cdf is the step function k_x / k (k_x values <= x); there is no
+    pdf.
     """
 
     values: tuple[float, ...]
@@ -55,16 +57,8 @@ class Discrete(ScaleLaw):
     def has_pdf(self) -> bool:
         return False
 
-    def counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """How many of n draws take each value (as `sample` uses them)."""
-        k = len(self.values)
-        counts = np.full(k, n // k, dtype=np.int64)
-        counts[rng.choice(k, size=n % k, replace=False)] += 1
-        return counts
-
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        ordered = np.repeat(np.asarray(self.values, dtype=np.float64), self.counts(rng, n))
-        return rng.permutation(ordered)
+        return equal_groups(n, np.asarray(self.values, dtype=np.float64), rng)
 
     def cdf(self, x: npt.ArrayLike) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

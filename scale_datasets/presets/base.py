@@ -153,17 +153,6 @@ def split_plan(
     )
 
 
-def equal_groups(n: int, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """n plan values in equal groups (sizes differ by at most 1, nothing left over), shuffled.
-
-    Which values get the extra sample (when len(values) does not divide n) is drawn too.
-    """
-    values = np.asarray(values)
-    counts = np.full(len(values), n // len(values))
-    counts[rng.permutation(len(values))[: n % len(values)]] += 1
-    return rng.permutation(np.repeat(values, counts))
-
-
 _REGISTRY: dict[str, Preset] = {}
 
 

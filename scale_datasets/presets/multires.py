@@ -18,9 +18,9 @@ import numpy as np
 
 from ..rng import Streams
 from ..sources.common import Source
-from ..splits import stratified_partition
+from ..splits import equal_groups, stratified_partition
 from ..storage.format import SPLITS, realisation_group
-from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, equal_groups, split_plan
+from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, split_plan
 from .params import PresetParams, require
 
 
