@@ -308,5 +308,5 @@ def test_workers_must_be_positive(fake_source, tmp_path):
 def test_materialise_is_refused_before_any_work(preset, tmp_path):
     """Pixels files hold their renders already; value-wise on-access renders are not grouped.
     The refusal comes before the (here missing) source is even looked for."""
-    with pytest.raises(InvalidParameterError, match="^materialise: "):
+    with pytest.raises(InvalidParameterError, match=r"^materialise: "):
         build(preset, tmp_path / "m.h5", source_dir=tmp_path / "missing", materialise=True)
