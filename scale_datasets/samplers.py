@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from torch.utils.data import Sampler
 
+from .checks import int_at_least
 from .errors import InvalidParameterError
 from .rng import keyed_generator
 
@@ -42,12 +43,6 @@ def _base_seed(generator: np.random.Generator | int | None) -> int:
         "generator: need None, an int seed >= 0 or a numpy.random.Generator, got "
         f"{type(generator).__name__}"
     )
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise InvalidParameterError(f"{name}: need an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class ResolutionBatchSampler(Sampler[list[int]]):
@@ -88,13 +83,13 @@ class ResolutionBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        self.batch_size = _int_at_least("batch_size", batch_size, 1)
-        self.num_replicas = _int_at_least("num_replicas", num_replicas, 1)
-        if _int_at_least("rank", rank, 0) >= self.num_replicas:
+        self.batch_size = int_at_least("batch_size", batch_size, 1)
+        self.num_replicas = int_at_least("num_replicas", num_replicas, 1)
+        self.rank = int_at_least("rank", rank, 0)
+        if self.rank >= self.num_replicas:
             raise InvalidParameterError(
                 f"rank: need 0 <= rank < num_replicas = {self.num_replicas}, got {rank}"
             )
-        self.rank = int(rank)
         try:
             resolutions = np.asarray(dataset.resolutions)
         except AttributeError:
@@ -135,7 +130,7 @@ class ResolutionBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order ``__iter__`` yields next."""
-        self.epoch = _int_at_least("epoch", epoch, 0)
+        self.epoch = int_at_least("epoch", epoch, 0)
 
     def _all_batches(self) -> list[np.ndarray]:
         """The whole epoch's batches, identical on every rank."""

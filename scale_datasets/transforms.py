@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import Compose, Normalize
 
+from .checks import int_at_least
 from .errors import InvalidParameterError
+from .ops.pil_affine import check_interpolation
 from .ops.pixels import to_unit_float
 from .ops.scaling import scale_about_centre
 from .rng import keyed_generator
@@ -29,12 +31,6 @@ def _check_probability(p: float) -> float:
     if not _is_real(p) or not 0.0 <= p <= 1.0:
         raise InvalidParameterError(f"p: need 0 <= p <= 1, got {p!r}")
     return float(p)
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise InvalidParameterError(f"{name}: need an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _image_hw(image: torch.Tensor) -> tuple[int, int]:
@@ -87,7 +83,8 @@ class RandomScale(_KeyedTransform):
         max_scale: float = 2.0,
         interpolation: str = "bicubic",
     ) -> None:
-        if not 0 < min_scale <= max_scale:
+        check_interpolation(interpolation)  # here, not at the first item inside a worker
+        if not (_is_real(min_scale) and _is_real(max_scale) and 0 < min_scale <= max_scale):
             raise InvalidParameterError(
                 f"min_scale, max_scale: need 0 < min_scale <= max_scale, got {min_scale}, "
                 f"{max_scale}"
@@ -153,8 +150,8 @@ class RandomCropPadded(_KeyedTransform):
     """
 
     def __init__(self, generator: np.random.Generator, size: int = 96, padding: int = 12) -> None:
-        self.size = _check_int("size", size, 1)
-        self.padding = _check_int("padding", padding, 0)
+        self.size = int_at_least("size", size, 1)
+        self.padding = int_at_least("padding", padding, 0)
         super().__init__(generator)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -204,8 +201,8 @@ class Cutout(_KeyedTransform):
     """
 
     def __init__(self, generator: np.random.Generator, holes: int = 1, length: int = 32) -> None:
-        self.holes = _check_int("holes", holes, 1)
-        self.length = _check_int("length", length, 1)
+        self.holes = int_at_least("holes", holes, 1)
+        self.length = int_at_least("length", length, 1)
         super().__init__(generator)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

@@ -704,3 +704,9 @@ def test_cli_distributions(capsys, registry):
     assert run(["distributions"]) == 0
     out = capsys.readouterr().out
     assert "pow2(lo, hi) (registered)\n  formula: s = 2^u with u ~ U[lo, hi].\n" in out
+
+
+def test_discrete_draws_are_pinned():
+    """Files store these draws: a change to how the discrete law draws must be deliberate."""
+    draws = parse_distribution("discrete(1, 2, 4, 8)").sample(np.random.default_rng(0), 5)
+    assert draws.tolist() == [4.0, 8.0, 4.0, 2.0, 1.0]

@@ -8,7 +8,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.extmath import _approximate_mode
 
 from scale_datasets.errors import InvalidParameterError
-from scale_datasets.splits import proportional_counts, sklearn_counts, stratified_partition
+from scale_datasets.splits import (
+    proportional_counts,
+    sklearn_counts,
+    stratified_partition,
+    two_step_split,
+)
 
 
 @given(st.lists(st.integers(0, 500), min_size=1, max_size=12), st.data())
@@ -122,15 +127,10 @@ def _sklearn_two_step(labels, sizes, random_state):
 
 
 def _ours_two_step(labels, sizes, seed):
-    rng = np.random.default_rng(seed)
-    trainval, test = stratified_partition(
-        labels, [sizes[0] + sizes[1], sizes[2]], rng, counts="sklearn"
-    )
-    train, val = stratified_partition(labels[trainval], sizes[:2], rng, counts="sklearn")
+    """Per-class counts of the splits MNIST-Scale and Dynamic Scale MNIST make."""
+    parts = two_step_split(labels, *sizes, np.random.default_rng(seed))
     n = labels.max() + 1
-    return [
-        np.bincount(labels[part], minlength=n) for part in (trainval[train], trainval[val], test)
-    ]
+    return [np.bincount(labels[parts[split]], minlength=n) for split in ("train", "val", "test")]
 
 
 def test_mnist_scale_counts_equal_sklearn_train_test_split():

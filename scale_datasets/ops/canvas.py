@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameterError
-from .pil_affine import INTERPOLATIONS, Interpolation, resolve_canvas
+from .pil_affine import Interpolation, check_interpolation, resolve_canvas
 from .scaling import _accumulated_positions, _nearest, _separable, _Workspace, check_scales
 
 __all__ = ["canvas_offsets", "digit_box", "scale_on_canvas"]
@@ -137,13 +137,6 @@ def check_canvas(canvas: tuple[int, int] | int, h: int, w: int) -> tuple[int, in
             f"got {ch}x{cw}"
         )
     return ch, cw
-
-
-def check_interpolation(interpolation: str) -> None:
-    if interpolation not in INTERPOLATIONS:
-        raise InvalidParameterError(
-            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
-        )
 
 
 def digit_box(

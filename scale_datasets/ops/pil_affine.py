@@ -37,6 +37,14 @@ def check_centre(centre: str) -> None:
         raise InvalidParameterError(f"centre must be one of {', '.join(CENTRES)}, got {centre!r}")
 
 
+def check_interpolation(interpolation: str) -> None:
+    """Raise ``InvalidParameterError`` unless ``interpolation`` is one of ``INTERPOLATIONS``."""
+    if interpolation not in INTERPOLATIONS:
+        raise InvalidParameterError(
+            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
+        )
+
+
 def fixed_points(
     in_hw: tuple[int, int], canvas_hw: tuple[int, int], centre: Centre = "exact"
 ) -> tuple[float, float, float, float]:
@@ -116,10 +124,7 @@ def pil_scale_about_centre(
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise InvalidParameterError(f"image must have shape (H, W), got {arr.shape}")
-    if interpolation not in INTERPOLATIONS:
-        raise InvalidParameterError(
-            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
-        )
+    check_interpolation(interpolation)
     h, w = arr.shape
     ch, cw = resolve_canvas(canvas, h, w)
     resample = {

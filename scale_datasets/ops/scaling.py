@@ -40,11 +40,11 @@ import numpy as np
 from ..errors import InvalidParameterError
 from .pil_affine import (
     CENTRES,
-    INTERPOLATIONS,
     Centre,
     Interpolation,
     affine_coefficients,
     check_centre,
+    check_interpolation,
     fixed_points,
     pil_scale_about_centre,
     resolve_canvas,
@@ -104,10 +104,7 @@ def _validate(
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Check every argument up front so bad input fails with a message naming the field."""
     check_centre(centre)
-    if interpolation not in INTERPOLATIONS:
-        raise InvalidParameterError(
-            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
-        )
+    check_interpolation(interpolation)
     images = np.asarray(images)
     if images.ndim != 3:
         raise InvalidParameterError(

@@ -25,13 +25,15 @@ ties of its own rounding (measured rates are in ``tests/test_canvas.py``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
-from .canvas import _margins, canvas_offsets, check_canvas, check_interpolation
-from .pil_affine import Interpolation
-from .scaling import _accumulated_positions
+from .canvas import _margins, canvas_offsets, check_canvas
+from .pil_affine import Interpolation, check_interpolation
+from .scaling import _accumulated_positions, check_scales
 
 __all__ = ["scale_on_canvas_torch"]
 
@@ -143,7 +145,7 @@ def scale_on_canvas_torch(
         raise InvalidParameterError(
             f"compute_dtype must be torch.float32 or torch.float64, got {compute_dtype}"
         )
-    s = _check_scales(scales, b, device)
+    s = _checked_scales(scales, b, device)
     out = torch.zeros((b, ch, cw), dtype=torch.uint8, device=device)
     if b == 0:
         return out
@@ -169,24 +171,12 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _check_scales(scales: torch.Tensor, b: int, device: torch.device) -> torch.Tensor:
-    """``scales`` as a float64 ``(b,)`` tensor on ``device`` (or the CPU for MPS), each > 0."""
-    if isinstance(scales, np.ndarray):
-        scales = torch.from_numpy(scales)
-    if not isinstance(scales, torch.Tensor):
+def _checked_scales(scales: Any, b: int, device: torch.device) -> torch.Tensor:
+    """``scales`` checked on the host (`scaling.check_scales`: B floats, a negligible copy) as a
+    float64 ``(b,)`` tensor on ``device`` (or the CPU for MPS)."""
+    if isinstance(scales, torch.Tensor):
+        scales = scales.detach().cpu().numpy()
+    elif not isinstance(scales, np.ndarray):
         raise InvalidParameterError(f"scales must be a (B,) tensor, got {_describe(scales)}")
-    if scales.ndim != 1 or scales.shape[0] != b:
-        raise InvalidParameterError(
-            f"scales must have shape ({b},) to match digits, got {tuple(scales.shape)}"
-        )
-    if scales.is_complex() or scales.dtype == torch.bool:
-        raise InvalidParameterError(f"scales must be real numbers, got dtype {scales.dtype}")
     target = device if device.type != "mps" else torch.device("cpu")
-    s = scales.to(device=target, dtype=torch.float64)
-    bad = ~(torch.isfinite(s) & (s > 0) & torch.isfinite(1.0 / s))
-    if bool(bad.any()):
-        i = int(torch.nonzero(bad)[0, 0])
-        raise InvalidParameterError(
-            f"scales must be finite and > 0, got scales[{i}] = {float(scales[i])!r}"
-        )
-    return s
+    return torch.from_numpy(check_scales(scales, b)).to(target)
