@@ -95,10 +95,12 @@ class Mixture(ScaleLaw):
         if not self.has_cdf:
             return super().cdf(x)
         x = np.asarray(x, dtype=np.float64)
-        return sum(
+        # Weights summing to 1 only to the last bit could carry the sum past 1.
+        total = sum(
             (p * c.cdf(x) for p, c in zip(self.probabilities, self.components, strict=True)),
             np.zeros_like(x),
         )
+        return np.clip(total, 0.0, 1.0)
 
     def pdf(self, x: npt.ArrayLike) -> np.ndarray:
         if not self.has_pdf:
