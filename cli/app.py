@@ -287,12 +287,10 @@ def info(
 
 def _preset_notes(preset: str, params: dict[str, Any]) -> list[str]:
     """What the file's preset says about its params; nothing for presets this version lacks."""
-    from scale_datasets import presets
+    from scale_datasets.presets import find_preset
 
-    try:
-        return presets.get_preset(preset).describe(params)
-    except ScaleDatasetsError:
-        return []
+    chosen = find_preset(preset)
+    return chosen.describe(params) if chosen is not None else []
 
 
 @app.command()

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from .errors import InvalidParameterError
 from .ops.render import get_render_op
-from .presets import get_preset
+from .presets import find_preset
 from .presets.mnist_multires import MNIST_MULTIRES_MEAN, MNIST_MULTIRES_STD
 from .presets.mnist_scale import MNIST_SCALE_MEAN, MNIST_SCALE_STD
 from .presets.stl10_scale import STL10_SCALE_MEAN, STL10_SCALE_STD
@@ -57,14 +57,6 @@ LAZY_CHUNK_CACHE_BYTES = 16 * 1024 * 1024
 
 REDRAWS = ("fixed", "per-epoch")
 RENDER_ON = ("dataset", "device")
-
-
-def _known_preset(name: str) -> Any:
-    """The preset of that name, or None for files of presets this version lacks."""
-    try:
-        return get_preset(name)
-    except InvalidParameterError:
-        return None
 
 
 class ScaleDataset(Dataset):
@@ -135,6 +127,8 @@ class ScaleDataset(Dataset):
         with open_ours(self.path) as h5:
             self.layout, render = layout_and_render(h5)
             self.preset = str(h5.attrs.get("preset", ""))
+            # The file's preset (None for one this version lacks): redraws, bins, constants.
+            self._preset = find_preset(self.preset)
             self.params: dict[str, Any] = json.loads(h5.attrs["params"])
             self._op = get_render_op(render["op"])
             self._op_params: dict[str, Any] = render["params"]
@@ -157,7 +151,7 @@ class ScaleDataset(Dataset):
             )
             # Normalisation: the file's own train statistics, else the preset's constants.
             statistics = group.parent.attrs
-            fallback = getattr(_known_preset(self.preset), "normalisation", None) or (None, None)
+            fallback = getattr(self._preset, "normalisation", None) or (None, None)
             recorded = "train_mean" in statistics
             self.mean: Any = float(statistics["train_mean"]) if recorded else fallback[0]
             self.std: Any = float(statistics["train_std"]) if recorded else fallback[1]
@@ -236,7 +230,7 @@ class ScaleDataset(Dataset):
     def _check_preset_features(self, return_scale_bin: bool) -> None:
         """Per-epoch draws and scale bins come from the file's preset (and law): check they
         exist when the dataset opens, not at the first item."""
-        preset = _known_preset(self.preset)
+        preset = self._preset
         if self.redraw == "per-epoch" and not hasattr(preset, "redraw"):
             raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
         if return_scale_bin:
@@ -258,22 +252,21 @@ class ScaleDataset(Dataset):
     def scales(self) -> np.ndarray:
         """Each sample's scale factor this epoch (files whose plan column is scales; with a
         `scales=` grid, still one per sample: item j is at the grid's scale j // N)."""
-        self._column("scales")
+        self._require_column("scales")
         self._sync_epoch()
         return self._render_values
 
     @property
     def resolutions(self) -> np.ndarray:
         """Each sample's resolution (multi-resolution files; all equal to `resolution` if set)."""
-        self._column("resolutions")
+        self._require_column("resolutions")
         return self._render_values
 
-    def _column(self, name: str) -> np.ndarray:
+    def _require_column(self, name: str) -> None:
         if self.plan_column != name:
             raise AttributeError(
                 f"{self.path} has no {name} (its plan column is {self.plan_column})"
             )
-        return self.values
 
     def __len__(self) -> int:
         """Samples of the split, times the number of scales of a `scales=` grid."""
@@ -297,7 +290,7 @@ class ScaleDataset(Dataset):
         if epoch == 0:
             self._render_values = self.values
         else:
-            self._render_values = get_preset(self.preset).redraw(
+            self._render_values = self._preset.redraw(
                 self.params, self.realisation, self.split, epoch, len(self.labels)
             )
         self._drawn_epoch = epoch
@@ -387,8 +380,7 @@ class ScaleDataset(Dataset):
         if self.return_scale:
             columns.append(values.tolist())
         if self._bin_origin is not None:
-            preset = get_preset(self.preset)
-            columns.append(preset.scale_bins(self._bin_origin, values).tolist())
+            columns.append(self._preset.scale_bins(self._bin_origin, values).tolist())
         return list(zip(*columns, strict=True)) if columns else [()] * len(values)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """One module per protocol; importing this package registers them all."""
 
 from . import dynamic_mnist, mnist_multires, mnist_scale, stl10_scale
-from .base import Plan, Preset, RenderSpec, SplitPlan, get_preset, list_presets
+from .base import Plan, Preset, RenderSpec, SplitPlan, find_preset, get_preset, list_presets
 
 __all__ = [
     "Plan",
@@ -9,6 +9,7 @@ __all__ = [
     "RenderSpec",
     "SplitPlan",
     "dynamic_mnist",
+    "find_preset",
     "get_preset",
     "list_presets",
     "mnist_multires",

@@ -170,5 +170,10 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
+def find_preset(name: str) -> Preset | None:
+    """The preset of that name, or None (files of presets this version lacks)."""
+    return _REGISTRY.get(name)
+
+
 def list_presets() -> list[Preset]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
