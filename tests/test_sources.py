@@ -17,6 +17,7 @@ from fake_idx import idx_bytes, write_fake_mnist, write_idx_images, write_idx_la
 from scale_datasets.errors import InvalidParameterError, SourceCorruptError, SourceNotFoundError
 from scale_datasets.sources import (
     MNIST_LIKE_SOURCES,
+    common,
     default_root,
     load_mnist_like,
     mnist_like,
@@ -297,7 +298,7 @@ def test_download_failure_becomes_one_line_source_not_found(
     message = str(info.value)
     assert "\n" not in message and "Error downloading" in message
     assert str(tmp_path / "MNIST" / "raw") in message and "--source-dir" in message
-    assert seen_timeouts == [mnist_like.DOWNLOAD_TIMEOUT_S]
+    assert seen_timeouts == [common.DOWNLOAD_TIMEOUT_S]
     assert socket.getdefaulttimeout() == before
 
 

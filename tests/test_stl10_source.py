@@ -13,7 +13,7 @@ import pytest
 from fake_stl import write_fake_stl10
 
 from scale_datasets.errors import SourceCorruptError, SourceNotFoundError
-from scale_datasets.sources import STL10_SOURCES, default_root, load_stl10, mnist_like
+from scale_datasets.sources import STL10_SOURCES, common, default_root, load_stl10
 
 IMAGE_BYTES = 3 * 96 * 96
 
@@ -195,7 +195,7 @@ def test_download_writes_root_and_is_read(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     install_fake_torchvision(monkeypatch, Downloads)
     src = load_stl10(root=tmp_path)
-    assert calls == [(str(tmp_path), "train", True, mnist_like.DOWNLOAD_TIMEOUT_S)]
+    assert calls == [(str(tmp_path), "train", True, common.DOWNLOAD_TIMEOUT_S)]
     assert src.name == "stl10"
     np.testing.assert_array_equal(src.images, written["pool"][0])
     np.testing.assert_array_equal(src.labels, written["pool"][1])

@@ -8,12 +8,21 @@ Readers never import torch unless they download.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import socket
+import tarfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from ..errors import SourceNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -90,3 +99,54 @@ def one_line(text: str, limit: int = 300) -> str:
     """Collapse a (possibly multi-line) exception text so CLI errors stay on one line."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# Without a socket timeout a black-holed connection can hang urllib for minutes.
+DOWNLOAD_TIMEOUT_S = 30.0
+# What a torchvision download raises when it fails: URLError and socket timeouts are OSErrors,
+# md5 and mirror failures RuntimeErrors, broken archives the last three.
+DOWNLOAD_ERRORS: tuple[type[BaseException], ...] = (
+    ImportError,
+    OSError,
+    RuntimeError,
+    ValueError,
+    EOFError,
+    tarfile.TarError,
+    zlib.error,
+)
+
+
+def find_files(
+    folder: Path, names: tuple[str, ...], resolve: Callable[[Path, str], Path | None] | None = None
+) -> tuple[tuple[Path, ...] | None, str]:
+    """The named files in `folder` (each found by `resolve`, default: exactly that name), or
+    None and a note on why the folder did not qualify ("does not exist", "lacks a, b")."""
+    if not folder.is_dir():
+        return None, "does not exist"
+    resolve = resolve or (lambda where, name: where / name if (where / name).is_file() else None)
+    found = [resolve(folder, name) for name in names]
+    missing = [name for name, path in zip(names, found, strict=True) if path is None]
+    if missing:
+        return None, "lacks " + ", ".join(missing)
+    return tuple(path for path in found if path is not None), ""
+
+
+def download_with_torchvision(
+    source: str, into: Path, tried: str, fix: str, fetch: Callable[[Any], None]
+) -> None:
+    """Run `fetch(torchvision.datasets)` under a socket timeout (restored after), turning any
+    failure into one SourceNotFoundError line saying where it looked and how to fix it."""
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        from torchvision import datasets as tv_datasets
+
+        log.info("downloading %s with torchvision into %s", source, into)
+        fetch(tv_datasets)
+    except DOWNLOAD_ERRORS as exc:
+        raise SourceNotFoundError(
+            f"downloading {source} with torchvision into {into} failed "
+            f"({type(exc).__name__}: {one_line(str(exc))}); looked first in {tried}; {fix}"
+        ) from exc
+    finally:
+        socket.setdefaulttimeout(old_timeout)

@@ -11,15 +11,20 @@ importing it costs seconds that `list`/`info` style commands should not pay.
 from __future__ import annotations
 
 import logging
-import socket
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from scale_datasets.errors import InvalidParameterError, SourceCorruptError, SourceNotFoundError
-from scale_datasets.sources.common import SourceData, default_root, one_line, pool_source
+from scale_datasets.sources.common import (
+    SourceData,
+    default_root,
+    download_with_torchvision,
+    find_files,
+    pool_source,
+)
 from scale_datasets.sources.idx import read_idx_images, read_idx_labels
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,6 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 IDX_FILE_NAMES: tuple[str, ...] = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 N_CLASSES = 10
-# Without a socket timeout a black-holed connection can hang urllib for minutes.
-DOWNLOAD_TIMEOUT_S = 30.0
 
 
 def _resolve_file(folder: Path, name: str) -> Path | None:
@@ -65,17 +68,6 @@ def _resolve_file(folder: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _find_files(folder: Path) -> tuple[tuple[Path, ...] | None, str]:
-    """The four IDX files in `folder` (or None) and a note on why the folder did not qualify."""
-    if not folder.is_dir():
-        return None, "does not exist"
-    found = [_resolve_file(folder, name) for name in IDX_FILE_NAMES]
-    missing = [name for name, path in zip(IDX_FILE_NAMES, found, strict=True) if path is None]
-    if missing:
-        return None, "lacks " + ", ".join(missing)
-    return tuple(path for path in found if path is not None), ""
 
 
 def _read_split(split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -131,26 +123,15 @@ def _fix_hint(source: str, *, offer_download: bool, first: str | None = None) ->
 
 
 def _download(source: str, spec: MnistLikeSpec, root: Path, tried: str) -> None:
-    """Fetch both splits with torchvision into `root`, turning any failure into one clear error."""
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        from torchvision import datasets as tv_datasets
+    """Fetch both splits with torchvision into `root`."""
 
-        dataset_class = getattr(tv_datasets, spec.torchvision_class)
-        log.info("downloading %s with torchvision into %s", source, root)
+    def fetch(datasets: Any) -> None:
+        dataset_class = getattr(datasets, spec.torchvision_class)
         for train in (True, False):
             dataset_class(str(root), train=train, download=True)
-    except (ImportError, OSError, RuntimeError, ValueError, EOFError, zlib.error) as exc:
-        # URLError and socket timeouts are OSErrors; torchvision raises RuntimeError on md5 or
-        # mirror failures.
-        raise SourceNotFoundError(
-            f"downloading {source} with torchvision into {root / spec.folder / 'raw'} failed "
-            f"({type(exc).__name__}: {one_line(str(exc))}); looked first in {tried}; "
-            f"{_fix_hint(source, offer_download=False, first='check the network')}"
-        ) from exc
-    finally:
-        socket.setdefaulttimeout(old_timeout)
+
+    fix = _fix_hint(source, offer_download=False, first="check the network")
+    download_with_torchvision(source, root / spec.folder / "raw", tried, fix, fetch)
 
 
 def load_mnist_like(
@@ -172,7 +153,7 @@ def load_mnist_like(
         )
     if source_dir is not None:
         folder = Path(source_dir).expanduser()
-        paths, why = _find_files(folder)
+        paths, why = find_files(folder, IDX_FILE_NAMES, _resolve_file)
         if paths is None:
             raise SourceNotFoundError(
                 f"source folder {folder} {why} (needs {', '.join(IDX_FILE_NAMES)}, "
@@ -184,7 +165,7 @@ def load_mnist_like(
     root = Path(root).expanduser() if root is not None else default_root()
     notes = []
     for folder in (root / spec.folder / "raw", *SYSTEM_DIRS.get(source, ())):
-        paths, why = _find_files(folder)
+        paths, why = find_files(folder, IDX_FILE_NAMES, _resolve_file)
         if paths is not None:
             return _load_files(source, paths)
         notes.append(f"{folder} ({why})")
@@ -196,7 +177,7 @@ def load_mnist_like(
         )
     _download(source, spec, root, tried)
     raw = root / spec.folder / "raw"
-    paths, why = _find_files(raw)
+    paths, why = find_files(raw, IDX_FILE_NAMES, _resolve_file)
     if paths is None:
         raise SourceNotFoundError(
             f"torchvision reported {source} downloaded but {raw} {why}; "

@@ -10,16 +10,19 @@ goes through torchvision (its md5 table guards the archive) and torch is importe
 from __future__ import annotations
 
 import logging
-import socket
-import tarfile
-import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from scale_datasets.errors import SourceCorruptError, SourceNotFoundError
-from scale_datasets.sources.common import SourceData, default_root, one_line, pool_source
-from scale_datasets.sources.mnist_like import DOWNLOAD_TIMEOUT_S
+from scale_datasets.sources.common import (
+    SourceData,
+    default_root,
+    download_with_torchvision,
+    find_files,
+    pool_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +34,6 @@ CHANNELS, SIDE = 3, 96
 IMAGE_BYTES = CHANNELS * SIDE * SIDE
 N_CLASSES = 10
 FIX_HINT = f"pass --source-dir DIR holding {BINARY_FOLDER}/"
-# URLError and socket timeouts are OSErrors; torchvision raises RuntimeError on md5 or mirror
-# failures; a damaged archive fails in tarfile or zlib.
-DOWNLOAD_ERRORS = (
-    ImportError,
-    OSError,
-    RuntimeError,
-    ValueError,
-    EOFError,
-    tarfile.TarError,
-    zlib.error,
-)
-
-
-def _find_files(folder: Path) -> tuple[tuple[Path, ...] | None, str]:
-    """The four labelled-split files in `folder` (or None) and a note on why it did not qualify."""
-    if not folder.is_dir():
-        return None, "does not exist"
-    missing = [name for name in STL10_FILE_NAMES if not (folder / name).is_file()]
-    if missing:
-        return None, "lacks " + ", ".join(missing)
-    return tuple(folder / name for name in STL10_FILE_NAMES), ""
 
 
 def _count_images(images_path: Path, labels_path: Path) -> int:
@@ -105,23 +87,14 @@ def _load_files(name: str, paths: tuple[Path, ...]) -> SourceData:
 
 
 def _download(root: Path, tried: str) -> None:
-    """Fetch the archive with torchvision into `root`, turning any failure into one clear error."""
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        from torchvision import datasets as tv_datasets
+    """Fetch the archive with torchvision into `root` (about 2.6 GB)."""
 
-        log.info("downloading stl10 (about 2.6 GB) with torchvision into %s", root)
+    def fetch(datasets: Any) -> None:
         # One split is enough: torchvision fetches and extracts the whole archive, test included.
-        tv_datasets.STL10(str(root), split="train", download=True)
-    except DOWNLOAD_ERRORS as exc:
-        raise SourceNotFoundError(
-            f"downloading stl10 with torchvision into {root / BINARY_FOLDER} failed "
-            f"({type(exc).__name__}: {one_line(str(exc))}); looked first in {tried}; "
-            f"check the network or {FIX_HINT}"
-        ) from exc
-    finally:
-        socket.setdefaulttimeout(old_timeout)
+        datasets.STL10(str(root), split="train", download=True)
+
+    fix = f"check the network or {FIX_HINT}"
+    download_with_torchvision("stl10", root / BINARY_FOLDER, tried, fix, fetch)
 
 
 def load_stl10(
@@ -137,7 +110,7 @@ def load_stl10(
         folder = Path(source_dir).expanduser()
         if (folder / BINARY_FOLDER).is_dir():
             folder = folder / BINARY_FOLDER
-        paths, why = _find_files(folder)
+        paths, why = find_files(folder, STL10_FILE_NAMES)
         if paths is None:
             raise SourceNotFoundError(
                 f"source folder {folder} {why} (needs {', '.join(STL10_FILE_NAMES)}, "
@@ -147,7 +120,7 @@ def load_stl10(
 
     root = Path(root).expanduser() if root is not None else default_root()
     folder = root / BINARY_FOLDER
-    paths, why = _find_files(folder)
+    paths, why = find_files(folder, STL10_FILE_NAMES)
     if paths is not None:
         return _load_files("stl10", paths)
     tried = f"{folder} ({why})"
@@ -156,7 +129,7 @@ def load_stl10(
             f"stl10 source not found; looked in {tried}; pass --download or {FIX_HINT}"
         )
     _download(root, tried)
-    paths, why = _find_files(folder)
+    paths, why = find_files(folder, STL10_FILE_NAMES)
     if paths is None:
         raise SourceNotFoundError(
             f"torchvision reported stl10 downloaded but {folder} {why}; {FIX_HINT}"
