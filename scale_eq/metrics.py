@@ -321,27 +321,19 @@ class ScaleAccuracy:
     """
 
     scales: np.ndarray
-    accuracy: np.ndarray
     correct: np.ndarray
     counts: np.ndarray
 
     def __post_init__(self) -> None:
-        columns = (
-            ("scales", np.float32),
-            ("accuracy", np.float64),
-            ("correct", np.int64),
-            ("counts", np.int64),
-        )
-        for name, dtype in columns:
+        for name, dtype in (("scales", np.float32), ("correct", np.int64), ("counts", np.int64)):
             value = np.array(getattr(self, name), dtype=dtype).reshape(-1)
             value.setflags(write=False)
             object.__setattr__(self, name, value)
-        lengths = {len(getattr(self, name)) for name, _ in columns}
-        if len(lengths) != 1:
-            raise InvalidParameterError(
-                f"counts: scales, accuracy, correct and counts must have one length, got "
-                f"{[len(getattr(self, name)) for name, _ in columns]}"
-            )
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        """``correct / counts`` per scale (float64; every listed scale has items)."""
+        return self.correct / self.counts
 
     @property
     def mean(self) -> float:
@@ -468,7 +460,6 @@ def accuracy_per_scale(
     counts_all = np.array([tallies[k][1] for k in keys_sorted], dtype=np.int64)
     return ScaleAccuracy(
         scales=np.array(keys_sorted, dtype=np.float32),
-        accuracy=correct_all / np.maximum(counts_all, 1),
         correct=correct_all,
         counts=counts_all,
     )
