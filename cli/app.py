@@ -24,6 +24,7 @@ from scale_datasets.errors import ScaleDatasetsError
 from scale_datasets.presets import list_presets
 from scale_datasets.presets.params import fields_of
 
+from .bench import bench_app
 from .progress import progress_bar as _progress_bar
 
 
@@ -65,6 +66,7 @@ build_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(build_app, name="build")
+app.add_typer(bench_app, name="bench")
 
 
 def _option(
