@@ -39,13 +39,13 @@ from ..fourier.head import consistency_loss
 from ..fourier.models import FourierClassifier
 from ..registry import create_model, list_models
 from ..sesn.scales import parameter_groups
-from .data import open_split, torch_seed
+from .data import SplitData, open_split, torch_seed
 from .evaluation import evaluate_test, learned_scales, split_error
 from .grid import Placement, RunSpec, expand_grid, placement, share
 from .recipes import Recipe, get_recipe
 from .records import SCHEMA_VERSION, append_record, finished_runs
 
-__all__ = ["GridResult", "build_model", "run_grid", "train_run"]
+__all__ = ["GridResult", "build_model", "run_grid", "train_epoch", "train_run"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,32 @@ def _loss(recipe: Recipe, model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
         return consistency_loss(model(x, return_all=True).per_scale_logits, y)
     out = model(x)
     return F.cross_entropy(out.logits if hasattr(out, "logits") else out, y)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    train: SplitData,
+    epoch: int,
+    model_input: str = "native",
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> tuple[float, int]:
+    """One epoch of the recipe's training on ``train`` (its batches for ``epoch``): returns
+    the summed loss and the number of samples trained on."""
+    model.train()
+    total = torch.zeros((), device=train.device)
+    seen = 0
+    for batch in train.batches(epoch, model_input):
+        if len(batch.y) < 2:  # BatchNorm needs two samples
+            continue
+        optimiser.zero_grad(set_to_none=True)
+        with autocast():
+            loss = _loss(train.recipe, model, batch.x, batch.y)
+        loss.backward()
+        optimiser.step()
+        total += loss.detach() * len(batch.y)  # no device sync per batch
+        seen += len(batch.y)
+    return float(total), seen
 
 
 def _peak_memory_mib(device: torch.device) -> float:
@@ -196,18 +222,7 @@ def train_run(
         epoch = state.epoch
         torch.manual_seed(torch_seed(spec.seed, spec.realisation, epoch))
         started = time.perf_counter()
-        state.model.train()
-        total, seen = 0.0, 0
-        for batch in train.batches(epoch, model_input):
-            if len(batch.y) < 2:  # BatchNorm needs two samples
-                continue
-            state.optimiser.zero_grad(set_to_none=True)
-            with autocast():
-                loss = _loss(recipe, state.model, batch.x, batch.y)
-            loss.backward()
-            state.optimiser.step()
-            total += float(loss.detach()) * len(batch.y)
-            seen += len(batch.y)
+        total, seen = train_epoch(state.model, state.optimiser, train, epoch, model_input, autocast)
         val_error = split_error(state.model, val, model_input, autocast)
         seconds = time.perf_counter() - started
         state.schedule.step()
