@@ -9,6 +9,7 @@ presets plug in as one more `Recipe` here; the runner reads nothing else.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ class Recipe:
         out["model_inputs"] = dict(self.model_inputs)
         out["model_options"] = {m: dict(o) for m, o in self.model_options}
         out["limits"] = dict(self.limits)
-        return out
+        return json.loads(json.dumps(out))  # tuples as lists: equal to a record's copy
 
 
 _MNIST_SCALE_MODELS = ("cnn_mnist", "sesn_mnist_scalar", "sesn_mnist_vector", "sesn_mnist_isr")
