@@ -37,7 +37,7 @@ def parse_ids(text: str, name: str) -> tuple[int, ...]:
             if lo > hi:
                 raise InvalidParameterError(f"{name}: range {part!r} is empty (need lo <= hi)")
             out.update(range(lo, hi + 1))
-        elif part.isdigit():
+        elif part.isdecimal():  # isdigit() also admits '²', which int() rejects
             out.add(int(part))
         else:
             raise InvalidParameterError(f"{name}: {text!r} is not a list of ids like 0-2 or 0,3,5")

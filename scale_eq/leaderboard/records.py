@@ -48,9 +48,15 @@ def append_record(out: Path, record: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / RECORDS_FILE
     line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         with _locked(fd):
+            # After a torn last line (a writer killed mid-line) start a new line, or this
+            # record would be glued to the torn one and skipped with it.
+            if os.fstat(fd).st_size:
+                os.lseek(fd, -1, os.SEEK_END)
+                if os.read(fd, 1) != b"\n":
+                    line = b"\n" + line
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {path}: {written} of {len(line)} bytes")

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from scale_datasets.distributions import parse_distribution
+
 from .recipes import get_recipe
 from .records import read_records
 
@@ -72,9 +74,22 @@ def _condition(record: dict[str, Any]) -> str:
     return str(record.get("data", {}).get("params", {}).get("distribution", ""))
 
 
+def _same_law(published: str, condition: str) -> bool:
+    """Whether a published condition names the data's scale law (files hold canonical laws:
+    "loguniform(1, 8)" is stored as "loguniform(1.0, 8.0)")."""
+    if published in ("", condition):
+        return True
+    try:
+        return parse_distribution(published).canonical == parse_distribution(condition).canonical
+    except ValueError:  # not a law this version knows
+        return False
+
+
 def _curve(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Mean accuracy per scale bin (or per resolution) over the runs."""
+    """Mean accuracy per scale bin (or per resolution) over the runs; the scale grid, where the
+    runs have one, instead of the bins."""
     keyed: dict[str, list[float]] = defaultdict(list)
+    grid: dict[str, list[float]] = defaultdict(list)
     kind = None
     for r in records:
         m = r["metrics"]
@@ -88,11 +103,11 @@ def _curve(records: list[dict[str, Any]]) -> dict[str, Any] | None:
                 if row["accuracy"] is not None:
                     keyed[f"{row['lo']}-{row['hi']}"].append(row["accuracy"])
         if m.get("scale_grid"):
-            kind = "scale_grid"
-            keyed.clear()
             for row in m["scale_grid"]["per_scale"]:
                 if row["accuracy"] is not None:
-                    keyed[f"{row['scale']:.4f}"].append(row["accuracy"])
+                    grid[f"{row['scale']:.4f}"].append(row["accuracy"])
+    if grid:
+        kind, keyed = "scale_grid", grid
     if kind is None:
         return None
     return {"kind": kind, "x": list(keyed), "accuracy": [float(np.mean(v)) for v in keyed.values()]}
@@ -136,7 +151,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
         row.equivariance_what = eq[0].get("what")
         recipe_json = group[0]["config"]["recipe"]
         for pub in recipe_json.get("published", []):
-            if pub["model"] == model and pub.get("condition", "") in ("", condition):
+            if pub["model"] == model and _same_law(pub.get("condition", ""), condition):
                 row.published, row.published_sd = pub["test_error"], pub["sd"]
                 row.published_source = pub["source"]
                 row.published_consistency = pub.get("consistency")
@@ -223,7 +238,8 @@ def _markdown(rows: list[Row], source: str, plots: bool) -> str:
                     cons += f"; published {r.published_consistency:.4f}"
 
             lines.append(
-                f"| {r.model} | {r.condition or '-'} | {r.parameters or '-':,} | {r.n} | "
+                f"| {r.model} | {r.condition or '-'} | "
+                f"{'-' if r.parameters is None else f'{r.parameters:,}'} | {r.n} | "
                 f"{_pm(r.mean, r.sd)} | {_pm(r.published, r.published_sd)} | "
                 f"{'-' if r.difference is None else f'{r.difference:+.2f}'} | {paired} | {cons} | "
                 f"{'-' if r.equivariance_error is None else f'{r.equivariance_error:.3g}'} | "
