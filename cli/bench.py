@@ -82,6 +82,10 @@ def run_cmd(
     deterministic: Annotated[
         bool, typer.Option(help="Deterministic kernels (bitwise repeatable on a GPU).")
     ] = False,
+    ddp: Annotated[
+        bool,
+        typer.Option(help="Under torchrun: the ranks train each run together, data-parallel."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run this process's share of a recipe's grid; finished runs are skipped, interrupted
@@ -101,6 +105,7 @@ def run_cmd(
         shard=shard,
         precision=precision,
         deterministic=deterministic,
+        ddp=ddp,
     )
     summary = {
         "grid": result.grid,

@@ -118,3 +118,25 @@ def test_batches_are_normalised_with_the_files_statistics(small_build):
     assert batch.y.tolist() == [int(train.ds.labels[i]) for i in batch.index]
     seen = np.concatenate([b.index for b in train.batches(0)])
     assert sorted(seen.tolist()) == list(range(len(train)))  # every sample once per epoch
+
+
+@pytest.mark.parametrize("name", ["mnist-scale", "mnist-multires"])
+def test_data_parallel_ranks_split_the_single_process_batches(small_build, multires, name):
+    path = small_build if name == "mnist-scale" else multires
+    recipe = dataclasses.replace(get_recipe(name), batch_size=16)
+    one = open_split(path, "train", 0, recipe, torch.device("cpu"), seed=3)
+    ranks = []
+    for rank in range(3):
+        part = open_split(path, "train", 0, recipe, torch.device("cpu"), seed=3)
+        part.replicas = (3, rank)
+        ranks.append(part.batch_indices(2))
+    whole = [b for b in one.batch_indices(2) if len(b) >= 6]
+    assert [len(r) for r in ranks] == [len(whole)] * 3  # same number of steps on every rank
+    for k, batch in enumerate(whole):
+        assert np.concatenate([r[k] for r in ranks]).tolist() == batch.tolist()
+    test = open_split(path, "test", 0, recipe, torch.device("cpu"), seed=3)
+    shares = []
+    for rank in range(3):
+        test.replicas = (3, rank)
+        shares += [i for b in test.batch_indices(0) for i in b.tolist()]
+    assert sorted(shares) == list(range(len(test)))  # evaluation: every sample exactly once

@@ -163,6 +163,27 @@ def test_torchrun_ranks_split_the_grid_disjointly_and_match_one_process(small_bu
     assert one == {r["run_id"]: _metrics_without_timing(r) for r in records}
 
 
+def test_ddp_trains_one_run_over_two_ranks_and_scores_every_test_image_once(small_build, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to this python")
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "scale_datasets.cli", "bench",
+         "run", "smoke", "--data", str(small_build), "--models", "cnn_mnist", "--ddp",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = _records(out)  # one run, one record, written by rank 0
+    assert record["config"]["replicas"] == 2 and record["placement"]["rank"] == 0
+    m = record["metrics"]
+    assert m["test_images"] == 250  # gathered from both ranks, no padded duplicates
+    assert sum(b["n"] for b in m["per_scale"]) == 250
+    assert len(record["history"]) == get_recipe("smoke").epochs
+    assert all(h["train_loss"] > 0 for h in record["history"])  # both ranks trained
+
+
 def test_shards_cover_the_grid_once(small_build, tmp_path, capsys):
     out = tmp_path / "runs"
     base = ["bench", "run", "smoke", "--data", str(small_build), "--out", str(out)]

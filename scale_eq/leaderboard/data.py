@@ -36,9 +36,11 @@ ORDER, TORCH, AUGMENT = 1, 2, 3
 RANDOM_SCALE = (0.5, 2.0)  # the "+" augmentation's law (PROTOCOLS.md section 1)
 
 
-def torch_seed(seed: int, realisation: int, epoch: int) -> int:
-    """The torch seed of an epoch (dropout, initialisation at epoch 0)."""
-    return int(keyed_generator(seed, realisation, epoch, TORCH).integers(2**62))
+def torch_seed(seed: int, realisation: int, epoch: int, rank: int = 0) -> int:
+    """The torch seed of an epoch (dropout, initialisation at epoch 0); each rank of a
+    data-parallel run draws its own dropout."""
+    key = (seed, realisation, epoch, TORCH) + ((rank,) if rank else ())
+    return int(keyed_generator(*key).integers(2**62))
 
 
 @dataclass
@@ -79,13 +81,29 @@ class SplitData:
         self.std = torch.tensor(np.atleast_1d(ds.std), dtype=torch.float32).reshape(shape)
         self.mean, self.std = self.mean.to(device), self.std.to(device)
         self.multires = ds.plan_column == "resolutions"
+        self.replicas = (1, 0)  # (world size, rank) of a data-parallel run
 
     def __len__(self) -> int:
         return self.n
 
     def batch_indices(self, epoch: int) -> list[np.ndarray]:
-        """The epoch's batches: shuffled (train) or in order; one resolution per batch for
-        multi-resolution files."""
+        """The epoch's batches of this rank: shuffled (train) or in order; one resolution per
+        batch for multi-resolution files.
+
+        Data-parallel (``replicas``): the single-process run's batches are split into near
+        equal per-rank parts, so the global batches are the recipe's (a global batch too small
+        to give every rank two samples, which BatchNorm needs, is dropped); evaluation batches
+        are dealt out whole, so every sample is scored exactly once over the ranks.
+        """
+        world, rank = self.replicas
+        batches = self._global_batches(epoch)
+        if world == 1:
+            return batches
+        if not self.train:
+            return batches[rank::world]
+        return [np.array_split(b, world)[rank] for b in batches if len(b) >= 2 * world]
+
+    def _global_batches(self, epoch: int) -> list[np.ndarray]:
         bs = self.recipe.batch_size
         if self.multires:
             sampler = ResolutionBatchSampler(

@@ -57,12 +57,21 @@ def predictions(
     pred = np.empty(len(data), np.int64)
     label = np.empty(len(data), np.int64)
     values = np.empty(len(data), np.float64)
+    parts = []
     for batch in data.batches(0, model_input):
         with autocast():
             out = _logits(model(batch.x))
-        pred[batch.index] = out.argmax(-1).cpu().numpy()
-        label[batch.index] = batch.y.cpu().numpy()
-        values[batch.index] = batch.values
+        parts.append(
+            (batch.index, out.argmax(-1).cpu().numpy(), batch.y.cpu().numpy(), batch.values)
+        )
+    if data.replicas[0] > 1:  # every rank scored its share: gather them all, exactly once
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * data.replicas[0]
+        dist.all_gather_object(gathered, parts)
+        parts = [part for rank_parts in gathered for part in rank_parts]
+    for index, p, y, v in parts:
+        pred[index], label[index], values[index] = p, y, v
     return pred, label, values
 
 
@@ -247,10 +256,18 @@ def learned_scales(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def evaluate_test(
-    model: nn.Module, data: SplitData, recipe: Recipe, model_input: str, autocast: Autocast
+    model: nn.Module,
+    data: SplitData,
+    recipe: Recipe,
+    model_input: str,
+    autocast: Autocast,
+    lead: bool = True,
 ) -> dict[str, Any]:
-    """Every test metric of a record (see the module doc)."""
+    """Every test metric of a record (see the module doc). Data-parallel, every rank scores
+    its share of the test split and the lead rank (``lead``) alone the rest."""
     pred, label, values = predictions(model, data, model_input, autocast)
+    if not lead:
+        return {}
     correct = pred == label
     metrics: dict[str, Any] = {
         "test_error": float(1 - correct.mean()) if len(correct) else None,

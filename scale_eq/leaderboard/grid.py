@@ -54,6 +54,7 @@ class RunSpec:
     seed: int
     data_sha256: str
     precision: str = "fp32"
+    replicas: int = 1  # ranks of a data-parallel (--ddp) run
 
     def config(self) -> dict[str, Any]:
         """What the run's result depends on (besides the code)."""
@@ -65,6 +66,7 @@ class RunSpec:
             "seed": self.seed,
             "data_sha256": self.data_sha256,
             "precision": self.precision,
+            "replicas": self.replicas,
         }
 
     @property
@@ -87,10 +89,11 @@ def expand_grid(
     seeds: tuple[int, ...],
     data_sha256: str,
     precision: str = "fp32",
+    replicas: int = 1,
 ) -> list[RunSpec]:
     """Every (model, realisation, seed), model-major, in a fixed order."""
     return [
-        RunSpec(recipe, m, r, s, data_sha256, precision)
+        RunSpec(recipe, m, r, s, data_sha256, precision, replicas)
         for m in models
         for r in realisations
         for s in seeds
@@ -119,17 +122,19 @@ def _env_int(name: str, default: int) -> int:
         raise InvalidParameterError(f"{name}: must be an integer, got {value!r}") from None
 
 
-def placement(shard: str | None) -> Placement:
-    """This process's share: torchrun's ``RANK``/``WORLD_SIZE`` inside ``--shard i/N``."""
+def placement(shard: str | None, ddp: bool = False) -> Placement:
+    """This process's share: torchrun's ``RANK``/``WORLD_SIZE`` inside ``--shard i/N``; with
+    ``ddp`` every rank takes the shard's whole share (the ranks train each run together)."""
     rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     if world < 1 or not 0 <= rank < world:
         raise InvalidParameterError(
             f"RANK/WORLD_SIZE: need 0 <= RANK < WORLD_SIZE, got {rank}/{world}"
         )
     parsed = Shard.parse(shard) if shard else Shard(1, 1)
+    ranks = 1 if ddp else world
     return Placement(
-        index=(parsed.index - 1) * world + rank,
-        count=parsed.count * world,
+        index=(parsed.index - 1) * ranks + (0 if ddp else rank),
+        count=parsed.count * ranks,
         rank=rank,
         world_size=world,
         local_rank=_env_int("LOCAL_RANK", 0),

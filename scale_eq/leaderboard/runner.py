@@ -210,19 +210,25 @@ def train_run(
     last, best = folder / "last.pt", folder / "best.pt"
     autocast = _autocast(device, spec.precision)
     model_input = recipe.model_input(spec.model)
+    rank = where.rank if where is not None and spec.replicas > 1 else 0
+    lead = rank == 0  # the rank that writes checkpoints and the record
     train = open_split(data_path, "train", spec.realisation, recipe, device, spec.seed)
     val = open_split(data_path, "val", spec.realisation, recipe, device, spec.seed)
+    test = open_split(data_path, "test", spec.realisation, recipe, device, spec.seed)
+    for split in (train, val, test):
+        split.replicas = (spec.replicas, rank)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     state = _new_state(spec, device)
     if last.exists():
         _resume(state, last, device)
     assert state.history is not None
+    trained = _data_parallel(state.model, device) if spec.replicas > 1 else state.model
     while state.epoch < recipe.epochs:
         epoch = state.epoch
-        torch.manual_seed(torch_seed(spec.seed, spec.realisation, epoch))
+        torch.manual_seed(torch_seed(spec.seed, spec.realisation, epoch, rank))
         started = time.perf_counter()
-        total, seen = train_epoch(state.model, state.optimiser, train, epoch, model_input, autocast)
+        total, seen = train_epoch(trained, state.optimiser, train, epoch, model_input, autocast)
         val_error = split_error(state.model, val, model_input, autocast)
         seconds = time.perf_counter() - started
         state.schedule.step()
@@ -244,29 +250,35 @@ def train_run(
             val_error,
             seconds,
         )
-        if val_error < state.best_val:
+        improved = val_error < state.best_val
+        if improved:
             state.best_val, state.best_epoch = val_error, state.epoch
+        if lead and improved:
             _save_atomic({"model": state.model.state_dict(), "epoch": state.epoch}, best)
-        _save_atomic(
-            {
-                "model": state.model.state_dict(),
-                "optimiser": state.optimiser.state_dict(),
-                "schedule": state.schedule.state_dict(),
-                "epoch": state.epoch,
-                "best_val": state.best_val,
-                "best_epoch": state.best_epoch,
-                "history": state.history,
-                "config": spec.config(),
-            },
-            last,
-        )
+        if lead:
+            _save_atomic(
+                {
+                    "model": state.model.state_dict(),
+                    "optimiser": state.optimiser.state_dict(),
+                    "schedule": state.schedule.state_dict(),
+                    "epoch": state.epoch,
+                    "best_val": state.best_val,
+                    "best_epoch": state.best_epoch,
+                    "history": state.history,
+                    "config": spec.config(),
+                },
+                last,
+            )
+        _barrier(spec)  # the other ranks read best.pt only once it is written
     scored_epoch = state.epoch
     if recipe.select == "best-val" and best.exists():
         ckpt = torch.load(best, map_location=device, weights_only=False)
         state.model.load_state_dict(ckpt["model"])
         scored_epoch = ckpt["epoch"]
-    test = open_split(data_path, "test", spec.realisation, recipe, device, spec.seed)
-    metrics = evaluate_test(state.model, test, recipe, model_input, autocast)
+    metrics = evaluate_test(state.model, test, recipe, model_input, autocast, lead)
+    if not lead:
+        _barrier(spec)
+        return {}
     metrics["best_val_epoch"] = state.best_epoch
     metrics["best_val_error"] = state.best_val
     metrics["scored_epoch"] = scored_epoch
@@ -299,7 +311,22 @@ def train_run(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     append_record(out, record)
+    _barrier(spec)
     return record
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _barrier(spec: RunSpec) -> None:
+    if spec.replicas > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _check_grid(grid: list[RunSpec], data_path: Path, device: torch.device) -> None:
@@ -364,14 +391,16 @@ def run_grid(
     shard: str | None = None,
     precision: str = "fp32",
     deterministic: bool = False,
+    ddp: bool = False,
 ) -> GridResult:
-    """Run this process's share of a recipe's grid (torchrun ranks and ``--shard i/N``)."""
+    """Run this process's share of a recipe's grid (torchrun ranks and ``--shard i/N``); with
+    ``ddp`` the torchrun ranks train each run of the share together, data-parallel."""
     recipe = recipe_name if isinstance(recipe_name, Recipe) else get_recipe(recipe_name)
     if precision not in PRECISIONS:
         raise InvalidParameterError(f"precision: must be one of {', '.join(PRECISIONS)}")
     if not data_path.is_file():
         raise InvalidParameterError(f"data: no such file {data_path}")
-    where = placement(shard)
+    where = placement(shard, ddp)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", where.local_rank)
@@ -387,6 +416,7 @@ def run_grid(
         seeds if seeds is not None else recipe.seeds,
         info.content_sha256,
         precision,
+        where.world_size if ddp else 1,
     )
     _check_grid(grid, data_path, dev)
     mine = share(grid, where)
@@ -417,6 +447,8 @@ def _process_group(where: Placement, device: torch.device) -> Iterator[None]:
     if where.world_size == 1 or not dist.is_available() or dist.is_initialized():
         yield
         return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives run on the current device
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield
