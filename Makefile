@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_fourier.py
 	$(BIN)/python benchmarks/bench_sesn.py
+	$(BIN)/python benchmarks/bench_epoch.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache *.egg-info
