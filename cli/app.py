@@ -263,9 +263,10 @@ def info(
     out_console.print(
         f"{file}: {details.preset} v{details.preset_version}, {details.file_bytes / 1e6:.1f} MB"
     )
+    digests = details.source.get("sha256", {})
+    first = "images" if "images" in digests else next(iter(digests), "images")
     out_console.print(
-        f"  source: {details.source.get('name')} "
-        f"(images sha256 {details.source.get('sha256', {}).get('images', '?')})"
+        f"  source: {details.source.get('name')} ({first} sha256 {digests.get(first, '?')})"
     )
     out_console.print(f"  params: {json.dumps(details.params, sort_keys=True)}")
     render = details.render
@@ -274,7 +275,9 @@ def info(
         + (" (materialised)" if details.materialised else "")
     )
     if details.base_shape:
-        out_console.print(f"  base: {' x '.join(map(str, details.base_shape))} uint8")
+        out_console.print(
+            f"  base: {' x '.join(map(str, details.base_shape))} {details.base_dtype}"
+        )
     if details.shard:
         out_console.print(f"  shard: {details.shard['index']}/{details.shard['count']}")
     for note in _preset_notes(details.preset, details.params):
@@ -342,6 +345,35 @@ def merge(
     with progress_bar(err_console, "merging") as update:
         path = run_merge(shards, out, overwrite=overwrite, progress=update)
     out_console.print(f"{path}  content_sha256={read_info(path).content_sha256}")
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="A file made by `build`.")],
+    format: Annotated[str, typer.Option("--format", help="The layout: mnist-large-scale.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported files.")],
+    realisation: Annotated[int, typer.Option(help="The realisation to export.")] = 0,
+    test_scales: Annotated[
+        bool, typer.Option(help="Also write one test-only file per test scale.")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Write a built file in another project's layout (file names and fields), so code written
+    for the original files runs unchanged."""
+    from scale_datasets.export import export as run_export
+
+    with progress_bar(err_console, "exporting") as update:
+        paths = run_export(
+            file,
+            out,
+            format,
+            realisation=realisation,
+            test_scales=test_scales,
+            overwrite=overwrite,
+            progress=lambda _stage, done, total: update(done, total),
+        )
+    for path in paths:
+        out_console.print(str(path), markup=False)
 
 
 # The exit code owed to a Ctrl-C (130) or SIGTERM (143) that arrived, or None.

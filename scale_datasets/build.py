@@ -106,7 +106,7 @@ def _materialised_outputs(
         def task(start: int, stop: int, mine=mine, value=value) -> RenderTask:
             return render_uint8_block, (render.op, render.params, index[mine[start:stop]], value)
 
-        shape = (len(mine), channels, int(value), int(value))
+        shape = (len(mine), channels, *(int(value),) * get_render_op(render.op).dims)
         outputs.append(Rendered(f"{split.group}/r{int(value)}/images", shape, "float32", task))
     return outputs, flat[lo:hi]
 
@@ -145,7 +145,7 @@ def _layout(
         Rendered(
             f"{BASE_GROUP}/images",
             (hi - lo, *pool.shape[1:]),
-            "uint8",
+            np.dtype(pool.dtype).name,
             lambda start, stop, lo=lo: (_take_rows, (lo + start, lo + stop)),
         )
     ]
@@ -236,7 +236,11 @@ def build(
     if out is not None:
         check_can_create(Path(out), overwrite)
     data_source = chosen.load_source(
-        source, Path(source_dir) if source_dir else None, Path(root) if root else None, download
+        source,
+        Path(source_dir) if source_dir else None,
+        Path(root) if root else None,
+        download,
+        params=params,
     )
     out = Path(out) if out is not None else default_output(chosen.name, data_source.name, shard)
     check_can_create(out, overwrite)

@@ -59,6 +59,12 @@ REDRAWS = ("fixed", "per-epoch")
 RENDER_ON = ("dataset", "device")
 
 
+def _statistic(value: Any) -> float | tuple[float, ...]:
+    """A recorded train statistic: one float, or one per channel."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    return float(arr[0]) if arr.size == 1 else tuple(float(v) for v in arr)
+
+
 class ScaleDataset(Dataset):
     """One split of one realisation of any file built by scale-datasets.
 
@@ -153,8 +159,8 @@ class ScaleDataset(Dataset):
             statistics = group.parent.attrs
             fallback = getattr(self._preset, "normalisation", None) or (None, None)
             recorded = "train_mean" in statistics
-            self.mean: Any = float(statistics["train_mean"]) if recorded else fallback[0]
-            self.std: Any = float(statistics["train_std"]) if recorded else fallback[1]
+            self.mean: Any = _statistic(statistics["train_mean"]) if recorded else fallback[0]
+            self.std: Any = _statistic(statistics["train_std"]) if recorded else fallback[1]
             # The stored samples (pixels) or the source pool (on-access) this split reads.
             self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
             self._samples_name = self._samples_name or f"{BASE_GROUP}/images"

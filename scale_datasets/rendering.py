@@ -18,7 +18,11 @@ from .ops.render import RenderOp
 
 
 def as_float_samples(stored: torch.Tensor) -> torch.Tensor:
-    """uint8 samples as float32 in [0, 1] with a channel axis: (B, C, H, W)."""
+    """Stored samples as floats: uint8 images as float32 in [0, 1] with a channel axis
+    (B, C, H, W); floating pools (signals, (B, C, L), values as the source has them) as they
+    are."""
+    if stored.is_floating_point():
+        return stored
     base = to_unit_float(stored)
     return base.unsqueeze(1) if base.ndim == 3 else base
 
@@ -26,11 +30,12 @@ def as_float_samples(stored: torch.Tensor) -> torch.Tensor:
 def render_values_wise(
     op: RenderOp, params: dict[str, Any], stored: torch.Tensor, values: np.ndarray
 ) -> torch.Tensor:
-    """uint8 samples from uint8 base samples, one value each: on the samples' device with the
-    op's torch renderer when there is one, else with its numpy renderer."""
+    """Samples from uint8 base samples, one value each (uint8 images, or float32 (B, C, H, W)
+    for ops that render floats), on the samples' device: with the op's torch renderer when
+    there is one, else with its numpy renderer."""
     if stored.device.type != "cpu" and op.torch_fn is not None:
         return op.torch_fn(stored, torch.from_numpy(values).to(stored.device), **params)
-    return torch.from_numpy(op.fn(stored.cpu().numpy(), values, **params))
+    return torch.from_numpy(op.fn(stored.cpu().numpy(), values, **params)).to(stored.device)
 
 
 def render_samples(

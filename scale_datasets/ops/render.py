@@ -33,6 +33,7 @@ class RenderOp:
     # Value-wise ops: the same render on torch tensors on any device (the Dataset uses it when
     # its samples live on a GPU); equal to `fn` within 1 grey level.
     torch_fn: Callable[..., Any] | None = None
+    dims: int = 2  # per-value ops: a sample at value v is (C,) + (v,) * dims
 
 
 def _pil_affine_scale(base: np.ndarray, scales: np.ndarray, **params: Any) -> np.ndarray:
@@ -83,6 +84,56 @@ def _fourier_resample(samples: Any, resolution: int) -> Any:
     return np.stack(out).astype(np.float32) if out else np.zeros(shape, np.float32)
 
 
+def _large_scale(base: np.ndarray, scales: np.ndarray, **params: Any) -> np.ndarray:
+    """uint8 (B, 28, 28) digits -> float32 (B, 1, canvas, canvas): MNIST Large Scale's
+    rescale, smoothing and arctan map (``large_scale.render_large_scale``)."""
+    from .large_scale import render_large_scale
+
+    return render_large_scale(base, scales, **params)[:, None]
+
+
+def _native_lengths(samples: Any) -> Any:
+    """Each signal's own length: a pool of variable-length series is NaN-padded at the end."""
+    import torch
+
+    if isinstance(samples, np.ndarray):
+        return (~np.isnan(samples[:, 0, :])).sum(axis=-1)
+    return (~torch.isnan(samples[:, 0, :])).sum(dim=-1).cpu().numpy()
+
+
+def _fourier_resample_1d(samples: Any, length: int) -> Any:
+    """Ideal down-scaling D_n of float signals (B, C, L) -> float32 (B, C, n), each from its own
+    native length (the non-NaN prefix).
+
+    torch in, torch out (the Dataset: one batched FFT per native length, on the samples'
+    device); numpy in, numpy out (the builder: one series at a time in float64, one thread).
+    """
+    import torch
+
+    from .fourier import resample_1d
+
+    n = int(length)
+    lengths = _native_lengths(samples)
+    if isinstance(samples, np.ndarray):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            out = [
+                resample_1d(torch.from_numpy(s[:, :k].astype(np.float64)), n).numpy()
+                for s, k in zip(samples, lengths, strict=True)
+            ]
+        finally:
+            torch.set_num_threads(threads)
+        shape = (0, samples.shape[1], n)
+        return np.stack(out).astype(np.float32) if out else np.zeros(shape, np.float32)
+    result = samples.new_empty((samples.shape[0], samples.shape[1], n), dtype=torch.float32)
+    for k in np.unique(lengths):
+        where = torch.from_numpy(np.flatnonzero(lengths == k)).to(samples.device)
+        part = samples.index_select(0, where)[..., : int(k)]
+        result[where] = resample_1d(part, n).to(torch.float32)
+    return result
+
+
 RENDER_OPS: dict[str, RenderOp] = {
     op.name: op
     for op in (
@@ -94,7 +145,11 @@ RENDER_OPS: dict[str, RenderOp] = {
             fn=_pil_affine_canvas,
             torch_fn=_pil_affine_canvas_torch,
         ),
+        RenderOp("large_scale", "scales", by_value=False, fn=_large_scale),
         RenderOp("fourier_resample", "resolutions", by_value=True, fn=_fourier_resample),
+        RenderOp(
+            "fourier_resample_1d", "resolutions", by_value=True, fn=_fourier_resample_1d, dims=1
+        ),
     )
 }
 
@@ -109,20 +164,29 @@ def get_render_op(name: str) -> RenderOp:
 
 
 def as_channels(base: np.ndarray) -> np.ndarray:
-    """Base samples with a channel axis: (B, H, W) grey becomes (B, 1, H, W)."""
-    return base[:, None] if base.ndim == 3 else base
+    """Base samples with a channel axis: (B, H, W) grey images become (B, 1, H, W); floating
+    pools (signals, (B, C, L)) have theirs already."""
+    return base[:, None] if base.ndim == 3 and base.dtype == np.uint8 else base
+
+
+def as_float_base(base: np.ndarray) -> np.ndarray:
+    """What a per-value op renders from: uint8 images as float32 in [0, 1] with a channel
+    axis; floating pools as they are."""
+    if np.issubdtype(base.dtype, np.floating):
+        return base
+    return to_unit_float(as_channels(base))
 
 
 def render_uint8_block(
     pool: np.ndarray, op_name: str, params: dict[str, Any], source_index: np.ndarray, value: Any
 ) -> np.ndarray:
-    """One block of samples from uint8 base samples, as a build task runs it in a worker.
+    """One block of samples from base samples, as a build task runs it in a worker.
 
-    Value-wise ops get the uint8 digits and one value per sample; per-value ops get float32
-    samples in [0, 1] with a channel axis and the block's one value.
+    Value-wise ops get the uint8 digits and one value per sample; per-value ops get
+    `as_float_base` samples and the block's one value.
     """
     op = get_render_op(op_name)
     base = pool[source_index]
     if op.by_value:
-        return op.fn(to_unit_float(as_channels(base)), value, **params)
+        return op.fn(as_float_base(base), value, **params)
     return op.fn(base, value, **params)

@@ -79,8 +79,15 @@ class Preset:
         return make_params(self.params_type, self.name, **options)
 
     def load_source(
-        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
+        self,
+        source: str | None,
+        source_dir: Path | None,
+        root: Path | None,
+        download: bool,
+        params: Any = None,
     ) -> Source:
+        """The source pool; ``params`` (the build's, when it has them) for presets whose
+        source depends on them."""
         raise NotImplementedError
 
     def plan(self, params: Any, source: Source) -> Plan:
@@ -122,7 +129,12 @@ class MnistLikeSources:
     source_dir_help: ClassVar[str] = "the four MNIST-format IDX files (.gz or not)"
 
     def load_source(
-        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
+        self,
+        source: str | None,
+        source_dir: Path | None,
+        root: Path | None,
+        download: bool,
+        params: Any = None,
     ) -> Source:
         from ..sources import load_mnist_like
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..sources.common import Source
 from .base import register
@@ -47,7 +48,12 @@ class STL10ScalePreset(MultiResolutionPreset):
     )
 
     def load_source(
-        self, source: str | None, source_dir: Path | None, root: Path | None, download: bool
+        self,
+        source: str | None,
+        source_dir: Path | None,
+        root: Path | None,
+        download: bool,
+        params: Any = None,
     ) -> Source:
         from ..sources.stl10 import load_stl10
 

@@ -55,7 +55,7 @@ def render_card(info: FileInfo, summary: str, loader: str, notes: list[str] | No
         ]
     if info.base_shape:
         shape = " x ".join(map(str, info.base_shape))
-        lines += ["", f"Base pool under `/base/images`: {shape} uint8."]
+        lines += ["", f"Base pool under `/base/images`: {shape} {info.base_dtype}."]
     if info.materialised:
         lines += [
             "",

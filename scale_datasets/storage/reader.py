@@ -67,6 +67,7 @@ class FileInfo:
     layout: str
     render: dict[str, Any]
     base_shape: tuple[int, ...] | None  # the stored pool's (N, ...) shape, on-access only
+    base_dtype: str | None  # and its dtype: uint8 images, float64 signals
     materialised: bool
     created_with: dict[str, str]
     content_sha256: str
@@ -76,7 +77,10 @@ class FileInfo:
 
     @property
     def rendered_shape(self) -> str:
-        """The shape of an on-access sample as rendered, e.g. "1 x 168 x 168" or "3 x r x r"."""
+        """The shape of an on-access sample as rendered, e.g. "1 x 168 x 168", "3 x r x r" or,
+        for signals, "1 x n"."""
+        if self.base_dtype is not None and self.base_dtype != "uint8" and self.base_shape:
+            return f"{self.base_shape[1]} x n"  # a signal pool (N, C, L): C x n samples
         channels = self.base_shape[1] if self.base_shape and len(self.base_shape) == 4 else 1
         canvas = self.render["params"].get("canvas")
         side = "r" if self.render["column"] == "resolutions" or canvas is None else canvas
@@ -93,6 +97,7 @@ class FileInfo:
             "layout": self.layout,
             "render": self.render,
             "base_shape": list(self.base_shape) if self.base_shape else None,
+            "base_dtype": self.base_dtype,
             "materialised": self.materialised,
             "created_with": self.created_with,
             "content_sha256": self.content_sha256,
@@ -233,6 +238,7 @@ def read_info(path: Path | str) -> FileInfo:
             layout=layout,
             render=render,
             base_shape=tuple(h5[base].shape) if base in h5 else None,
+            base_dtype=h5[base].dtype.name if base in h5 else None,
             materialised=materialised,
             created_with=_json_attr(h5, "created_with"),
             content_sha256=str(h5.attrs.get("content_sha256", "")),
