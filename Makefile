@@ -13,6 +13,8 @@ $(BIN)/scale-datasets: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Real UCR/UEA .ts files for signals-1d and its tests (the wheel's data only: no deps)
+	$(BIN)/python -m pip install -q --no-deps aeon
 	touch $@
 
 install: $(BIN)/scale-datasets

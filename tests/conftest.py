@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fake_idx import write_fake_mnist
 from fake_stl import write_fake_stl10
+from fake_ts import write_fake_ucr
 
 from scale_datasets.build import build
 
@@ -38,6 +39,13 @@ def fake_stl_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def fake_ucr_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding GunPoint_TRAIN.ts and GunPoint_TEST.ts: 2 channels, 30 + 40 series of
+    64 values, 2 classes (found as the preset's default source, gunpoint)."""
+    return write_fake_ucr(tmp_path_factory.mktemp("fake-ucr"), channels=2, seed=3)
+
+
 # One tiny fixture per preset, which the contract suite (test_preset_contract.py) builds:
 # the fixture source (a conftest fixture name) and the build options. Every registered preset
 # must have an entry; a new preset adds one here.
@@ -55,6 +63,11 @@ PRESET_FIXTURES: dict[str, tuple[str, dict]] = {
         ),
     ),
     "mnist-multires": ("fake_source", dict(realisations=2, n_train=120, n_val=30, n_test=250)),
+    "signals-1d": ("fake_ucr_source", dict(realisations=2, min_length=20)),
+    "mnist-large-scale": (
+        "fake_source",
+        dict(realisations=2, n_train=300, n_val=60, canvas=56, train_scale="1-4"),
+    ),
     # 90..97 keeps the 97 grid (the 96 x 96 image put on a 97 x 97 grid) in a tiny build.
     "stl10-scale": (
         "fake_stl_source",
