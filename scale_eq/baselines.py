@@ -35,15 +35,20 @@ def mnist_head(channels: int, num_classes: int = 10, dropout: float = 0.7) -> nn
 
 
 class MnistTemplate(nn.Module):
-    """``features`` (blocks ending in (B, C, 2, 2) for 28 x 28 inputs) then the shared head."""
+    """``features`` (blocks ending in (B, C, 2, 2) for 28 x 28 inputs) then the shared head.
+
+    Larger inputs (MNIST Large Scale's 112 x 112) end in larger maps, max-pooled to 2 x 2 before
+    the head; on 28 x 28 inputs that pool is the identity (same parameters, same outputs).
+    """
 
     def __init__(self, features: nn.Module, channels: int, num_classes: int, dropout: float):
         super().__init__()
         self.features = features
+        self.pool = nn.AdaptiveMaxPool2d(2)
         self.head = mnist_head(channels, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.pool(self.features(x)))
 
 
 def pool(block: int) -> nn.MaxPool2d:
