@@ -20,7 +20,7 @@ import torch
 
 from scale_datasets import ScaleDataset
 from scale_datasets.errors import InvalidParameterError
-from scale_datasets.ops.fourier import resample_batch
+from scale_datasets.ops.fourier import resample_1d, resample_batch
 from scale_datasets.ops.pixels import to_unit_float
 from scale_datasets.ops.torch_scaling import scale_on_canvas_torch
 from scale_datasets.rng import keyed_generator
@@ -29,7 +29,15 @@ from scale_datasets.transforms import RandomCircularShift, stl10_train_transform
 
 from .recipes import Recipe
 
-__all__ = ["Batch", "SplitData", "adapt_input", "open_split", "torch_seed"]
+__all__ = [
+    "Batch",
+    "SplitData",
+    "adapt_input",
+    "open_split",
+    "protocol_resolutions",
+    "resample_to",
+    "torch_seed",
+]
 
 # Purposes of the runner's keyed streams.
 ORDER, TORCH, AUGMENT = 1, 2, 3
@@ -51,12 +59,18 @@ class Batch:
     index: np.ndarray  # dataset positions
 
 
+def resample_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Ideal D_size of a batch of images (B, C, H, W) or signals (B, C, L)."""
+    if x.shape[-1] == size:
+        return x
+    return resample_1d(x, size) if x.dim() == 3 else resample_batch(x, size)
+
+
 def adapt_input(x: torch.Tensor, how: str) -> torch.Tensor:
     """``native``: as is; ``resample:N``: ideal D_N to N x N (up-scaling smaller inputs)."""
     if how == "native":
         return x
-    size = int(how.split(":", 1)[1])
-    return x if x.shape[-1] == size else resample_batch(x, size)
+    return resample_to(x, int(how.split(":", 1)[1]))
 
 
 class SplitData:
@@ -76,10 +90,8 @@ class SplitData:
         stats = [ds.mean, ds.std]
         if any(v is None for v in stats):
             raise InvalidParameterError(f"data: {ds.path} records no normalisation statistics")
-        shape = (1, -1, 1, 1)
-        self.mean = torch.tensor(np.atleast_1d(ds.mean), dtype=torch.float32).reshape(shape)
-        self.std = torch.tensor(np.atleast_1d(ds.std), dtype=torch.float32).reshape(shape)
-        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        self.mean = torch.tensor(np.atleast_1d(ds.mean), dtype=torch.float32, device=device)
+        self.std = torch.tensor(np.atleast_1d(ds.std), dtype=torch.float32, device=device)
         self.multires = ds.plan_column == "resolutions"
         self.replicas = (1, 0)  # (world size, rank) of a data-parallel run
 
@@ -145,8 +157,23 @@ class SplitData:
         values = np.array([it[2] for it in items], dtype=np.float64)
         if scale_draws is not None:
             x = _random_scale(x, scale_draws[idx])
-        x = (x - self.mean) / self.std
+        per_channel = (1, -1, *([1] * (x.dim() - 2)))  # images (B, C, H, W), signals (B, C, L)
+        x = (x - self.mean.reshape(per_channel)) / self.std.reshape(per_channel)
         return Batch(adapt_input(x, model_input), y, np.asarray(values), idx)
+
+
+def protocol_resolutions(data: SplitData) -> list[int]:
+    """Every resolution (length) of the file's protocol: the whole range its plan spans over
+    all three splits (a small test split need not hold every one)."""
+    ds = data.ds
+    values = [ds.resolutions] + [
+        ScaleDataset(ds.path, split, ds.realisation, in_memory=False).resolutions
+        for split in ("train", "val", "test")
+        if split != ds.split
+    ]
+    lo = min(int(v.min()) for v in values if len(v))
+    hi = max(int(v.max()) for v in values if len(v))
+    return list(range(lo, hi + 1))
 
 
 class _Limited:

@@ -30,13 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from scale_datasets.ops.fourier import resample_batch
-
 from ..fourier.models import FourierClassifier
 from ..metrics import equivariance_error, final_features, scale_group_equivariance_error
 from ..sesn.layers import SESConvZ2H
 from ..sesn.scales import InternalScales
-from .data import SplitData, adapt_input
+from .data import SplitData, adapt_input, protocol_resolutions, resample_to
 from .recipes import Recipe
 
 __all__ = ["evaluate_test", "learned_scales", "predictions", "split_error"]
@@ -118,7 +116,7 @@ def _consistency(
     model: nn.Module, data: SplitData, recipe: Recipe, model_input: str, autocast: Autocast
 ) -> dict[str, Any]:
     """Both consistency rates over every resolution of the file's plan."""
-    resolutions = sorted(int(r) for r in np.unique(data.ds.resolutions))
+    resolutions = protocol_resolutions(data)
     top = resolutions[-1]
     n = (
         len(data)
@@ -133,7 +131,7 @@ def _consistency(
         batch = full.load(idx)
         preds = []
         for r in resolutions:
-            x = batch.x if r == batch.x.shape[-1] else resample_batch(batch.x, r)
+            x = resample_to(batch.x, r)
             with autocast():
                 preds.append(_logits(model(adapt_input(x, model_input))).argmax(-1))
         p = torch.stack(preds)
@@ -211,13 +209,13 @@ def equivariance(
     multi-resolution file: at its largest resolution)."""
     n = min(recipe.eq_images, len(data))
     model.eval()
-    sizes = sorted(int(r) for r in np.unique(data.ds.resolutions)) if data.multires else []
+    sizes = protocol_resolutions(data) if data.multires else []
     source = _full_resolution(data, sizes[-1]) if data.multires else data
     x = source.load(np.arange(n)).x
     if isinstance(model, FourierClassifier):
         below = [r for r in sizes if r < x.shape[-1]] or [x.shape[-1] // 2]
         report = equivariance_error(
-            final_features(model), x, below, output_spectrum=True, batch_size=64
+            final_features(model), x, below, output_spectrum=True, batch_size=64, dims=x.dim() - 2
         )
         return {
             "value": report.mean,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from scale_datasets.errors import InvalidParameterError
+from scale_datasets.ops.large_scale import TEST_SCALES as LARGE_SCALE_TEST_SCALES
 
 __all__ = ["Published", "Recipe", "get_recipe", "list_recipes"]
 
@@ -72,6 +73,9 @@ class Recipe:
     model_inputs: tuple[tuple[str, str], ...] = ()
     model_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     limits: tuple[tuple[str, int], ...] = ()  # smoke recipes: the first n samples of a split
+    # Model keywords set from the data file: in_channels, num_classes, and for multi-length
+    # files max_res / global_modes (the longest length) and min_length (the shortest).
+    fit_model: tuple[str, ...] = ()
     baseline: str | None = "cnn_mnist"  # the model every other one is paired against
     published: tuple[Published, ...] = field(default=())
 
@@ -203,6 +207,37 @@ _RECIPES: dict[str, Recipe] = {
                 Published("sesn_toy", 2.51, 0.08, _BASTING, condition="loguniform(1, 4.76)"),
                 Published("sesn_toy", 2.87, 0.07, _BASTING, condition="loguniform(1, 8)"),
             ),
+        ),
+        Recipe(
+            name="signals-1d",
+            preset="signals-1d",
+            summary="1D signals at many lengths: fourier_1d fitted to the file (channels, "
+            "classes, lengths), AdamW 0.01, wd 0.03, lr x0.1 at 40, 60 epochs, batch 32 of one "
+            "length, consistency loss; final weights scored per length, both consistency "
+            "rates, equivariance error",
+            models=("fourier_1d",),
+            optimiser="adamw",
+            weight_decay=3e-2,
+            batch_size=32,
+            milestones=(40,),
+            loss="consistency",
+            select="last",
+            evaluation="resolution",
+            fit_model=("in_channels", "num_classes", "max_res", "global_modes", "min_length"),
+            eq_images=64,
+            model_options=(("fourier_1d", (("width", 0.5),)),),
+            baseline=None,
+        ),
+        Recipe(
+            name="mnist-large-scale",
+            preset="mnist-large-scale",
+            summary="MNIST Large Scale (reconstructed): train at the file's training scale, "
+            "Adam 0.01, lr x0.1 at 20 and 40, 60 epochs, batch 128, best-val checkpoint; every "
+            "test digit at the 17 test scales 0.5..8 (accuracy against test scale)",
+            models=("cnn_mnist", "sesn_mnist_scalar"),
+            scale_lr=0.01,
+            grid=LARGE_SCALE_TEST_SCALES,
+            eq_images=64,
         ),
         Recipe(
             name="smoke",

@@ -39,7 +39,7 @@ from ..fourier.head import consistency_loss
 from ..fourier.models import FourierClassifier
 from ..registry import create_model, list_models
 from ..sesn.scales import parameter_groups
-from .data import SplitData, open_split, torch_seed
+from .data import SplitData, open_split, protocol_resolutions, torch_seed
 from .evaluation import evaluate_test, learned_scales, split_error
 from .grid import Placement, RunSpec, expand_grid, placement, share
 from .recipes import Recipe, get_recipe
@@ -115,8 +115,11 @@ def train_epoch(
     model.train()
     total = torch.zeros((), device=train.device)
     seen = 0
+    # BatchNorm cannot train on one sample; a batch of one is skipped only for such models
+    # (signals of many lengths can leave single samples at some lengths).
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     for batch in train.batches(epoch, model_input):
-        if len(batch.y) < 2:  # BatchNorm needs two samples
+        if batch_norm and len(batch.y) < 2:
             continue
         optimiser.zero_grad(set_to_none=True)
         with autocast():
@@ -171,9 +174,31 @@ class _State:
     history: list[dict[str, Any]] | None = None
 
 
-def _new_state(spec: RunSpec, device: torch.device) -> _State:
+def model_options(spec: RunSpec, train: SplitData) -> dict[str, Any]:
+    """The recipe's options for the model, plus those it fits to the data (`Recipe.fit_model`):
+    channels, classes and the range of lengths of a signals file, say. A user's factory
+    (``module:function``) gets none."""
+    if ":" in spec.model:
+        return {}
+    options = spec.recipe.options_for(spec.model)
+    sizes = np.array(protocol_resolutions(train)) if train.multires else None
+    fitted = {
+        "in_channels": int(train.ds.base_shape[0]),
+        "num_classes": int(np.max(train.ds.labels)) + 1,
+        "max_res": int(sizes.max()) if sizes is not None else None,
+        "global_modes": int(sizes.max()) if sizes is not None else None,
+        "min_length": int(sizes.min()) if sizes is not None else None,
+    }
+    for key in spec.recipe.fit_model:
+        if fitted.get(key) is None:
+            raise InvalidParameterError(f"recipe {spec.recipe.name}: cannot fit {key} to the data")
+        options[key] = fitted[key]
+    return options
+
+
+def _new_state(spec: RunSpec, device: torch.device, train: SplitData) -> _State:
     torch.manual_seed(torch_seed(spec.seed, spec.realisation, 0))
-    model = build_model(spec.model, spec.recipe.options_for(spec.model)).to(device)
+    model = build_model(spec.model, model_options(spec, train)).to(device)
     optimiser = _optimiser(spec.recipe, model)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimiser, list(spec.recipe.milestones), gamma=spec.recipe.gamma
@@ -219,7 +244,7 @@ def train_run(
         split.replicas = (spec.replicas, rank)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    state = _new_state(spec, device)
+    state = _new_state(spec, device, train)
     if last.exists():
         _resume(state, last, device)
     assert state.history is not None
@@ -292,6 +317,7 @@ def train_run(
         "recipe": recipe.name,
         "model": spec.model,
         "parameters": sum(p.numel() for p in state.model.parameters()),
+        "model_options": model_options(spec, train),  # the recipe's and those fitted to the data
         "preset": info.preset,
         "data": {
             "path": str(data_path),
@@ -349,8 +375,8 @@ def _check_grid(grid: list[RunSpec], data_path: Path, device: torch.device) -> N
         if spec.model in checked:
             continue
         checked.add(spec.model)
-        model = build_model(spec.model, spec.recipe.options_for(spec.model)).to(device)
         probe = open_split(data_path, "train", spec.realisation, spec.recipe, device, spec.seed)
+        model = build_model(spec.model, model_options(spec, probe)).to(device)
         classes = int(np.max(probe.ds.labels)) + 1
         batch = probe.load(probe.batch_indices(0)[0][:2], spec.recipe.model_input(spec.model))
         model.eval()
