@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_fourier.py
 	$(BIN)/python benchmarks/bench_sesn.py
 	$(BIN)/python benchmarks/bench_epoch.py
+	$(BIN)/python benchmarks/bench_signals.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache *.egg-info
