@@ -689,3 +689,21 @@ def test_expand_grid_is_model_major_in_a_fixed_order():
     again = expand_grid(recipe, ("cnn_mnist", "sesn_mnist_scalar"), (0, 1), (0, 5), "sha", "bf16")
     assert [s.run_id for s in again] == [s.run_id for s in grid]
     assert len({s.run_id for s in grid}) == 8
+
+
+def test_write_report_draws_the_three_plots_with_matplotlib(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    runs = tmp_path / "runs"
+    for i, e in enumerate([0.020, 0.021, 0.023]):
+        append_record(runs, make_record(realisation=i, test_error=e))
+        append_record(runs, make_record("sesn_mnist_scalar", realisation=i, test_error=e - 0.003))
+    written = write_report(runs, tmp_path / "board")
+    plots = ["test_error.png", "accuracy_by_scale.png", "equivariance_vs_error.png"]
+    assert [written[name].name for name in plots] == plots
+    for name in plots:
+        with Image.open(written[name]) as image:
+            assert image.format == "PNG" and image.width > 100 and image.height > 100
+    md = written["markdown"].read_text()
+    assert "Plots: test_error.png, accuracy_by_scale.png, equivariance_vs_error.png" in md

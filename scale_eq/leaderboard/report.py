@@ -291,7 +291,8 @@ def _plots(rows: list[Row], out: Path) -> bool:
             )
     ax.set_xlabel("scale bin / resolution / grid scale (see leaderboard.json)")
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label when no run has the metric
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / PLOTS[1], dpi=120)
     plt.close(fig)
@@ -301,7 +302,8 @@ def _plots(rows: list[Row], out: Path) -> bool:
             ax.scatter(r.mean, r.equivariance_error, label=f"{r.recipe} {r.model}")
     ax.set_xlabel("test error (%)")
     ax.set_ylabel("equivariance error")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label when no run has the metric
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / PLOTS[2], dpi=120)
     plt.close(fig)
