@@ -48,9 +48,27 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ours = version("scale-datasets")
+        except PackageNotFoundError:  # a source tree that was never installed
+            ours = "unknown"
+        out_console.print(f"scale-datasets {ours}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -24,6 +24,12 @@ class OutputExistsError(InvalidParameterError):
     exit_code = 2
 
 
+class NoSuchFileError(InvalidParameterError, FileNotFoundError):
+    """A file given to us (to read, verify, merge, export or train on) does not exist."""
+
+    exit_code = 2
+
+
 class SourceNotFoundError(ScaleDatasetsError, FileNotFoundError):
     """Source data is missing and could not be downloaded."""
 

@@ -303,3 +303,22 @@ def test_verify_exit_3_for_a_flipped_byte_and_a_missing_dataset(small_build, tmp
         del h5["realisation_0/test/labels"]
     assert run(["verify", str(missing)]) == 3
     assert "missing dataset realisation_0/test/labels" in _only_line(capsys.readouterr().err)
+
+
+def test_version_and_python_m(capsys):
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("scale-datasets ")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scale_datasets", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("scale-datasets ")
+
+
+@pytest.mark.parametrize("command", ["info", "verify", "preview"])
+def test_a_missing_file_is_exit_2_no_such_file(tmp_path, capsys, command):
+    missing = tmp_path / "absent.h5"
+    extra = ["--out", str(tmp_path / "p.png")] if command == "preview" else []
+    assert run([command, str(missing), *extra]) == 2
+    assert _only_line(capsys.readouterr().err) == f"error: {missing}: no such file"
+    assert run(["merge", str(missing), str(missing), "--out", str(tmp_path / "m.h5")]) == 2
+    capsys.readouterr()

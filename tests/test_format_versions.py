@@ -76,6 +76,12 @@ def test_an_unknown_version_is_refused(v1: Path):
         h5.attrs["format_version"] = 9
     with pytest.raises(IntegrityError, match="format version 9, this package reads 1, 2"):
         read_info(v1)
+    with h5py.File(v1, "r+") as h5:
+        h5.attrs["format_version"] = "one"
+    with pytest.raises(IntegrityError, match="format version one, this package reads 1, 2"):
+        read_info(v1)
+    with pytest.raises(IntegrityError, match="format version one"):
+        ScaleDataset(v1, "train")
 
 
 def test_version_1_shards_merge_into_the_version_1_file(small_build: Path, tmp_path: Path):

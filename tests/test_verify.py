@@ -64,5 +64,7 @@ def test_files_that_are_not_ours_are_rejected(tmp_path: Path):
         h5["x"] = np.arange(3)
     with pytest.raises(IntegrityError, match="not a scale-datasets file"):
         verify_file(other)
-    with pytest.raises(IntegrityError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'absent.h5'}: no such file"):
         verify_file(tmp_path / "absent.h5")
+    with pytest.raises(FileNotFoundError, match="a directory, not a file"):
+        verify_file(tmp_path)

@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import IntegrityError, InvalidParameterError
+from ..errors import IntegrityError, InvalidParameterError, NoSuchFileError
 from .format import (
     BASE_GROUP,
     FORMAT_NAME,
@@ -114,7 +114,8 @@ def open_ours(path: Path | str) -> h5py.File:
     """Open a file read-only, raising IntegrityError unless it is one of ours."""
     path = Path(path)
     if not path.is_file():
-        raise IntegrityError(f"{path}: no such file")
+        what = "a directory, not a file" if path.is_dir() else "no such file"
+        raise NoSuchFileError(f"{path}: {what}")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
@@ -123,11 +124,15 @@ def open_ours(path: Path | str) -> h5py.File:
     if fmt != FORMAT_NAME:
         h5.close()
         raise IntegrityError(f"{path}: not a scale-datasets file (format attribute {fmt!r})")
-    version = int(h5.attrs.get("format_version", -1))
+    raw = h5.attrs.get("format_version", -1)
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        version = None
     if version not in READABLE_VERSIONS:
         h5.close()
         raise IntegrityError(
-            f"{path}: format version {version}, this package reads "
+            f"{path}: format version {raw if version is None else version}, this package reads "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return h5
