@@ -102,7 +102,7 @@ def test_shards_and_merge(fake_source, tmp_path, capsys):
         (["--min-scale", "0"], "min_scale: 0.0 is out of range (allowed: 0.01..100)"),
         (["--min-scale", "0.8", "--max-scale", "0.4"], "min_scale: must be <= max_scale"),
         (["--n-test", "100000"], "exceeds the source pool of 500 samples"),
-        (["--realisations", "0"], "realisations: must be >= 1"),
+        (["--realisations", "0"], "realisations: must be in 1..1000, got 0"),
         (["--shard", "3/2"], "shard: 3/2 is not a valid shard"),
         (["--shard", "two"], "is not of the form i/n"),
         (["--interpolation", "lanczos"], "interpolation: must be one of"),

@@ -125,7 +125,7 @@ def test_bad_params_name_the_field(options, field):
 
 
 def test_realisation_count_must_be_positive():
-    with pytest.raises(InvalidParameterError, match=r"^realisations: must be >= 1"):
+    with pytest.raises(InvalidParameterError, match=r"^realisations: must be in 1..1000"):
         PRESET.make_params(realisations=0)
 
 

@@ -19,6 +19,9 @@ from ..errors import InvalidParameterError
 from ..storage.format import canonical_json
 
 _MISSING = dataclasses.MISSING
+# More realisations than any protocol uses by orders of magnitude; a count beyond it is a typo
+# (and a plan that would not fit in memory).
+MAX_REALISATIONS = 1000
 P = TypeVar("P", bound="PresetParams")
 
 
@@ -197,6 +200,10 @@ def make_params(
     elif realisations is not None:
         if isinstance(realisations, bool) or not isinstance(realisations, int):
             raise InvalidParameterError(f"realisations: must be a count, got {realisations!r}")
-        require(realisations >= 1, "realisations", f"must be >= 1, got {realisations}")
+        require(
+            1 <= realisations <= MAX_REALISATIONS,
+            "realisations",
+            f"must be in 1..{MAX_REALISATIONS}, got {realisations}",
+        )
         options["realisations"] = tuple(range(realisations))
     return params_type(**options)

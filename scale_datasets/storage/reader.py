@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import IntegrityError, InvalidParameterError, NoSuchFileError
+from ..errors import IntegrityError, InvalidParameterError, NoSuchFileError, ScaleDatasetsError
 from .format import (
     BASE_GROUP,
     FORMAT_NAME,
@@ -209,6 +209,18 @@ def _value_range(column: h5py.Dataset) -> tuple[float, float] | None:
 
 
 def read_info(path: Path | str) -> FileInfo:
+    """Everything recorded about a file; a file of ours whose structure or attributes are
+    malformed (a dataset deleted, an empty group, an attribute of the wrong type) raises
+    IntegrityError naming the file and what is off, never a bare KeyError."""
+    try:
+        return _read_info(path)
+    except ScaleDatasetsError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"{path}: malformed file ({exc})") from exc
+
+
+def _read_info(path: Path | str) -> FileInfo:
     with open_ours(path) as h5:
         layout, render = layout_and_render(h5)
         column = render["column"]

@@ -64,7 +64,9 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
                 if int(h5.attrs["format_version"]) >= 2
                 else None
             )
-        except (KeyError, ValueError) as exc:
+            if not isinstance(json.loads(h5.attrs["dataset_names"]), list):
+                raise ValueError("dataset_names is not a list")
+        except (KeyError, ValueError, TypeError) as exc:
             raise IntegrityError(
                 f"{path}: required attribute missing or malformed ({exc})"
             ) from exc
@@ -78,6 +80,18 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
         extra = sorted(set(datasets) - expected_names)
         if extra:
             raise IntegrityError(f"{path}: unexpected dataset {extra[0]}")
+        # Every group is on the way to a recorded dataset: an added (even empty) group is not
+        # covered by any digest, and readers list realisations and splits by their groups.
+        expected_groups = {
+            "/".join(name.split("/")[:k])
+            for name in expected_names
+            for k in range(1, name.count("/") + 1)
+        }
+        groups: list[str] = []
+        h5.visit(lambda name: groups.append(name) if isinstance(h5[name], h5py.Group) else None)
+        stray = sorted(set(groups) - expected_groups)
+        if stray:
+            raise IntegrityError(f"{path}: unexpected group {stray[0]}")
         total_rows = sum(ds.shape[0] for ds in datasets.values())
         done = 0
 

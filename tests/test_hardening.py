@@ -1,0 +1,85 @@
+"""Faults from the adversarial run (issue 13): each gives one line and its documented exit code,
+never a traceback, and tampering that readers rely on is caught."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import pytest
+from scale_datasets.cli.app import run
+
+SMALL_ARGS = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--workers", "1"]
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def _set(key: str, value: object) -> Callable[[h5py.File], None]:
+    def edit(h5: h5py.File) -> None:
+        h5.attrs[key] = value
+
+    return edit
+
+
+def _delete(name: str) -> Callable[[h5py.File], None]:
+    def edit(h5: h5py.File) -> None:
+        del h5[name]
+
+    return edit
+
+
+def _add_group(name: str) -> Callable[[h5py.File], None]:
+    def edit(h5: h5py.File) -> None:
+        h5.create_group(name)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "commands", "message"),
+    [
+        (_set("dataset_names", 5), ["verify"], "required attribute missing or malformed"),
+        (_set("dataset_names", "abc"), ["verify"], "required attribute missing or malformed"),
+        (_set("dataset_names", '"a string"'), ["verify"], "dataset_names is not a list"),
+        (_set("format_version", "one"), ["verify", "info"], "format version one"),
+        (_delete("realisation_0/train/images"), ["info"], "malformed file"),
+        (_delete("realisation_0/train/images"), ["verify"], "missing dataset"),
+        (_add_group("realisation_9/train"), ["info"], "malformed file"),
+        (_add_group("realisation_9/train"), ["verify"], "unexpected group realisation_9"),
+        (_add_group("extra"), ["verify"], "unexpected group extra"),
+    ],
+)
+def test_crafted_files_give_one_line_and_exit_3(
+    small_build, tmp_path, capsys, edit, commands, message
+):
+    path = Path(shutil.copy(small_build, tmp_path / "crafted.h5"))
+    with h5py.File(path, "r+") as h5:
+        edit(h5)
+    for command in commands:
+        assert run([command, str(path)]) == 3
+        line = _one_line(capsys.readouterr().err)
+        assert line.startswith(f"error: {path}") and message in line, line
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--realisations", "99999999999999999999999"], "realisations: must be in 1..1000"),
+        (["--realisations", "1001"], "realisations: must be in 1..1000"),
+        (["--realisation", "99999999999999999999"], "realisations: 99999999999999999999 is out"),
+    ],
+)
+def test_huge_realisation_counts_and_ids_exit_2(fake_source, tmp_path, capsys, option, message):
+    out = tmp_path / "x.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    assert run([*args, *SMALL_ARGS, *option]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert message in line, line
+    assert not out.exists()
