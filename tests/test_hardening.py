@@ -83,3 +83,12 @@ def test_huge_realisation_counts_and_ids_exit_2(fake_source, tmp_path, capsys, o
     line = _one_line(capsys.readouterr().err)
     assert message in line, line
     assert not out.exists()
+
+
+def test_a_250_character_output_name_builds(fake_source, tmp_path, capsys):
+    out = tmp_path / ("m" * 247 + ".h5")
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 0
+    assert out.is_file() and len(out.name) == 250
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+    capsys.readouterr()

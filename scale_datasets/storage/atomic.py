@@ -14,9 +14,17 @@ from pathlib import Path
 
 from ..errors import InvalidParameterError, OutputExistsError
 
+# Longest file name most filesystems take, in bytes.
+NAME_MAX = 255
+
 
 def temp_path_for(out: Path) -> Path:
-    return out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    """``<out>.tmp-<pid>`` beside ``out``, the name cut so that a legal output name of up to
+    NAME_MAX bytes still gives a legal temporary name."""
+    suffix = f".tmp-{os.getpid()}"
+    room = NAME_MAX - len(suffix.encode())
+    name = out.name.encode()[:room].decode("utf-8", "ignore")
+    return out.with_name(name + suffix)
 
 
 def check_can_create(out: Path, overwrite: bool) -> None:
