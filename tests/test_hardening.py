@@ -92,3 +92,23 @@ def test_a_250_character_output_name_builds(fake_source, tmp_path, capsys):
     assert out.is_file() and len(out.name) == 250
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("value", ["garbage", '{"index": "x", "count": 2}', "[1, 2]", 7])
+def test_merge_of_a_shard_with_a_malformed_shard_attribute_exits_3(
+    fake_source, tmp_path, capsys, value
+):
+    shards = []
+    for i in (1, 2):
+        out = tmp_path / f"s{i}.h5"
+        args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+        assert run([*args, *SMALL_ARGS, "--realisations", "1", "--shard", f"{i}/2"]) == 0
+        shards.append(out)
+    capsys.readouterr()
+    with h5py.File(shards[1], "r+") as h5:
+        h5.attrs["shard"] = value
+    merged = tmp_path / "m.h5"
+    assert run(["merge", *map(str, shards), "--out", str(merged)]) == 3
+    line = _one_line(capsys.readouterr().err)
+    assert f"{shards[1]}: malformed shard attribute" in line, line
+    assert not merged.exists()

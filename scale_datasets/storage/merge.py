@@ -33,8 +33,13 @@ _SAME = (
 def _shard_of(h5: h5py.File) -> tuple[int, int]:
     if "shard" not in h5.attrs:
         raise InvalidParameterError(f"{h5.filename} is not a shard (it has no shard attribute)")
-    shard = json.loads(h5.attrs["shard"])
-    return int(shard["index"]), int(shard["count"])
+    try:
+        shard = json.loads(h5.attrs["shard"])
+        return int(shard["index"]), int(shard["count"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise IntegrityError(
+            f"{h5.filename}: malformed shard attribute {h5.attrs['shard']!r} ({exc})"
+        ) from exc
 
 
 def _check_compatible(files: list[h5py.File]) -> None:
