@@ -3,6 +3,7 @@ never a traceback, and tampering that readers rely on is caught."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -112,3 +113,43 @@ def test_merge_of_a_shard_with_a_malformed_shard_attribute_exits_3(
     line = _one_line(capsys.readouterr().err)
     assert f"{shards[1]}: malformed shard attribute" in line, line
     assert not merged.exists()
+
+
+def _idx_header(dims: tuple[int, ...]) -> bytes:
+    import struct
+
+    return struct.pack(">I", 0x0800 | len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def test_a_gzip_bomb_stops_at_the_declared_size(tmp_path):
+    import gzip
+    import tracemalloc
+
+    from scale_datasets.errors import SourceCorruptError
+    from scale_datasets.sources.idx import read_idx_images
+
+    # declares 10 images of 28 x 28, then 256 MiB of zeros (about 250 kB gzipped)
+    payload = gzip.compress(_idx_header((10, 28, 28)) + bytes(256 * 2**20), compresslevel=9)
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    path.write_bytes(payload)
+    tracemalloc.start()
+    with pytest.raises(SourceCorruptError, match=re.escape(f"{path}: oversized IDX images payload")):
+        read_idx_images(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 2**20  # the stream was never decompressed past the declared size
+
+
+@pytest.mark.parametrize(
+    ("dims", "message"),
+    [((10, 0, 0), "empty samples"), ((2**20, 2**12, 2**12), "refused before decoding")],
+)
+def test_crafted_idx_headers_are_refused_naming_the_file(tmp_path, dims, message):
+    from scale_datasets.errors import SourceCorruptError
+    from scale_datasets.sources.idx import read_idx_images
+
+    path = tmp_path / "images-idx3-ubyte"
+    path.write_bytes(_idx_header(dims) + bytes(100))
+    with pytest.raises(SourceCorruptError, match=re.escape(f"{path}: IDX images ") + f".*{message}") as info:
+        read_idx_images(path)
+    assert info.value.exit_code == 4

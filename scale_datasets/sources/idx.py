@@ -8,7 +8,6 @@ accounted for, because a truncated download otherwise decodes into silently wron
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import struct
@@ -27,31 +26,58 @@ IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Return the decoded file content, gunzipping when the content (not the name) says gzip.
+# No MNIST-format file comes near this; a header declaring more is crafted or corrupt, and
+# decoding it would exhaust memory.
+MAX_PAYLOAD_BYTES = 8 * 2**30
+
+
+def _read_raw(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SourceNotFoundError(f"IDX file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise SourceCorruptError(f"{path} is a directory, not an IDX file") from exc
+    except OSError as exc:
+        raise SourceCorruptError(f"cannot read IDX file {path}: {exc}") from exc
+
+
+def _decoded(path: Path, raw: bytes, limit: int) -> bytes:
+    """At most ``limit`` bytes of the file's content, gunzipping when the content (not the
+    name) says gzip, without ever decompressing more than that (a gzip bomb stops here).
 
     Detecting by magic bytes lets a user hand us files that were renamed or unpacked by hand.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFoundError(f"IDX file not found: {path}") from exc
-    except OSError as exc:
-        raise SourceCorruptError(f"cannot read IDX file {path}: {exc}") from exc
     if not raw.startswith(GZIP_MAGIC):
-        return raw
+        return raw[:limit]
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    pending = raw
     try:
-        return gzip.decompress(raw)
-    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+        while len(out) < limit and not stream.eof:
+            chunk = stream.decompress(pending, limit - len(out))
+            pending = stream.unconsumed_tail
+            out += chunk
+            if not chunk and not pending:
+                break
+    except zlib.error as exc:
         raise SourceCorruptError(
             f"corrupt or truncated gzip stream in {path}: {exc}; delete it and fetch it again"
         ) from exc
+    if not stream.eof and len(out) < limit:
+        raise SourceCorruptError(
+            f"corrupt or truncated gzip stream in {path}: it ends early; delete it and fetch it "
+            "again"
+        )
+    return bytes(out)
 
 
 def _read_idx(path: Path | str, ndim: int, what: str) -> np.ndarray:
     """Decode one uint8 IDX file of `ndim` dimensions, validating header and payload size."""
     path = Path(path)
-    data = _read_bytes(path)
+    raw = _read_raw(path)
+    header = 4 + 4 * ndim
+    data = _decoded(path, raw, header)
     expected_magic = (UINT8_TYPE_CODE << 8) | ndim
     if len(data) < 4:
         raise SourceCorruptError(
@@ -70,19 +96,27 @@ def _read_idx(path: Path | str, ndim: int, what: str) -> np.ndarray:
             f"{path} is not an IDX {what} file: magic 0x{magic:08x}, expected "
             f"0x{expected_magic:08x} ({detail})"
         )
-    header = 4 + 4 * ndim
     if len(data) < header:
         raise SourceCorruptError(
             f"{path}: IDX header truncated ({len(data)} bytes, need {header} for {ndim} dims)"
         )
     dims = struct.unpack(f">{ndim}I", data[4:header])
+    if any(d == 0 for d in dims[1:]):
+        raise SourceCorruptError(f"{path}: IDX {what} of shape {dims}: empty samples")
+    if math.prod(dims) > MAX_PAYLOAD_BYTES:
+        raise SourceCorruptError(
+            f"{path}: IDX {what} header declares {dims} = {math.prod(dims):,} bytes, more than "
+            f"any MNIST-format file ({MAX_PAYLOAD_BYTES:,}); refused before decoding"
+        )
+    # The payload as declared, plus one byte to tell an oversized file, and never more.
+    data = _decoded(path, raw, header + math.prod(dims) + 1)
     expected = math.prod(dims)
     actual = len(data) - header
     if actual != expected:
+        holds = f"file holds {actual}" if actual < expected else "file holds more"
         kind = "truncated" if actual < expected else "oversized"
         raise SourceCorruptError(
-            f"{path}: {kind} IDX {what} payload: dims {dims} need {expected} bytes, "
-            f"file holds {actual}"
+            f"{path}: {kind} IDX {what} payload: dims {dims} need {expected} bytes, {holds}"
         )
     log.debug("read %s %s from %s", what, dims, path)
     # frombuffer shares the decoded bytes instead of copying them (the array is read-only).
