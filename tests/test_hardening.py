@@ -133,7 +133,9 @@ def test_a_gzip_bomb_stops_at_the_declared_size(tmp_path):
     path = tmp_path / "bomb-images-idx3-ubyte.gz"
     path.write_bytes(payload)
     tracemalloc.start()
-    with pytest.raises(SourceCorruptError, match=re.escape(f"{path}: oversized IDX images payload")):
+    with pytest.raises(
+        SourceCorruptError, match=re.escape(f"{path}: oversized IDX images payload")
+    ):
         read_idx_images(path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -150,6 +152,8 @@ def test_crafted_idx_headers_are_refused_naming_the_file(tmp_path, dims, message
 
     path = tmp_path / "images-idx3-ubyte"
     path.write_bytes(_idx_header(dims) + bytes(100))
-    with pytest.raises(SourceCorruptError, match=re.escape(f"{path}: IDX images ") + f".*{message}") as info:
+    with pytest.raises(
+        SourceCorruptError, match=re.escape(f"{path}: IDX images ") + f".*{message}"
+    ) as info:
         read_idx_images(path)
     assert info.value.exit_code == 4
