@@ -248,7 +248,10 @@ def build(
     columns, outputs = _layout(chosen, params, data_source, plan, render, shard, materialise)
     spec = _file_spec(chosen, params, data_source, plan, render, columns, outputs, shard)
     total_rows = sum(o.shape[0] for o in outputs)
-    workers = default_workers() if workers is None else workers
+    cores = default_workers()
+    if workers is not None and workers > cores:
+        log.warning("workers: %d asked, capped at the %d usable core(s)", workers, cores)
+    workers = cores if workers is None else min(workers, cores)
     log.info("building %s into %s with %d worker(s)", chosen.name, out, workers)
 
     with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as h5:

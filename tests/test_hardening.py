@@ -157,3 +157,15 @@ def test_crafted_idx_headers_are_refused_naming_the_file(tmp_path, dims, message
     ) as info:
         read_idx_images(path)
     assert info.value.exit_code == 4
+
+
+def test_workers_beyond_the_cores_are_capped_with_a_note(fake_source, tmp_path, capsys):
+    from scale_datasets.parallel import default_workers
+
+    out = tmp_path / "w.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
+    assert run([*args, *small, "--realisations", "1", "--workers", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert f"workers: 1000 asked, capped at the {default_workers()} usable core(s)" in err
+    assert "Traceback" not in err and out.is_file()
