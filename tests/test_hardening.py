@@ -169,3 +169,21 @@ def test_workers_beyond_the_cores_are_capped_with_a_note(fake_source, tmp_path, 
     err = capsys.readouterr().err
     assert f"workers: 1000 asked, capped at the {default_workers()} usable core(s)" in err
     assert "Traceback" not in err and out.is_file()
+
+
+def test_a_failed_download_leaves_no_empty_folders_and_names_the_offline_way(tmp_path):
+    from scale_datasets.errors import SourceNotFoundError
+    from scale_datasets.sources.common import download_with_torchvision
+    from scale_datasets.sources.mnist_like import _fix_hint
+
+    into = tmp_path / "cache" / "MNIST" / "raw"
+
+    def fetch(_datasets: object) -> None:
+        into.mkdir(parents=True)  # as torchvision does before it downloads
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+    fix = _fix_hint("mnist", offer_download=False, first="check the network")
+    with pytest.raises(SourceNotFoundError, match="use --source fashion-mnist") as info:
+        download_with_torchvision("mnist", into, "nowhere", fix, fetch)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # cache/, MNIST/ and raw/ were ours and empty

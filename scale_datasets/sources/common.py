@@ -7,6 +7,7 @@ Readers never import torch unless they download.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -138,12 +139,17 @@ def download_with_torchvision(
     failure into one SourceNotFoundError line saying where it looked and how to fix it."""
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    # The folders torchvision creates; a failed download removes those it left empty.
+    created = [d for d in (into, *into.parents) if not d.exists()]
     try:
         from torchvision import datasets as tv_datasets
 
         log.info("downloading %s with torchvision into %s", source, into)
         fetch(tv_datasets)
     except DOWNLOAD_ERRORS as exc:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
         raise SourceNotFoundError(
             f"downloading {source} with torchvision into {into} failed "
             f"({type(exc).__name__}: {one_line(str(exc))}); looked first in {tried}; {fix}"

@@ -117,6 +117,11 @@ def _fix_hint(source: str, *, offer_download: bool, first: str | None = None) ->
     options.append("pass --source-dir DIR holding the four MNIST-format IDX files")
     if source in SYSTEM_PACKAGES:
         options.append(f"run `apt-get install {SYSTEM_PACKAGES[source]}`")
+    else:  # the same protocol builds offline from Debian's Fashion-MNIST
+        options.append(
+            "use --source fashion-mnist, which builds offline from Debian's package "
+            "(apt-get install dataset-fashion-mnist)"
+        )
     if len(options) == 1:
         return options[0]
     return ", ".join(options[:-1]) + " or " + options[-1]
