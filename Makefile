@@ -40,6 +40,8 @@ demo: install
 	        --no-download --out $(DATA)/mnist-scale-fashion-mnist.h5 --overwrite || exit $$?; \
 	    out=$(DATA)/mnist-scale-fashion-mnist.h5; \
 	fi; \
+	ln -sfn $$(basename $$out) $(DATA)/mnist-scale.h5 && \
+	echo "$(DATA)/mnist-scale.h5 -> $$(basename $$out) (the name the README's quick start opens)" && \
 	$(BIN)/scale-datasets verify $$out && \
 	$(BIN)/scale-datasets info $$out && \
 	$(BIN)/scale-datasets preview $$out --out $(DATA)/preview.png && \
