@@ -12,6 +12,8 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 $(BIN)/scale-datasets: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "installing scale-datasets and its dependencies: torch from PyPI brings its CUDA" \
+	      "libraries (about 5.9 GB in all, a minute or more; see the README for a CPU-only torch)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	# Real UCR/UEA .ts files for signals-1d and its tests (the wheel's data only: no deps)
 	$(BIN)/python -m pip install -q --no-deps aeon
