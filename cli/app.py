@@ -70,10 +70,20 @@ def _root(
         ),
     ] = False,
 ) -> None:
+    # On a terminal, rich's handler; in a pipe or a log file, one plain line per record (rich
+    # would wrap them at 80 columns mid-sentence).
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(
+            console=err_console, show_path=False, show_time=False
+        )
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(levelname)s %(message)s"
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        format=fmt,
+        handlers=[handler],
         force=True,
     )
 

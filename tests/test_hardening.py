@@ -187,3 +187,18 @@ def test_a_failed_download_leaves_no_empty_folders_and_names_the_offline_way(tmp
         download_with_torchvision("mnist", into, "nowhere", fix, fetch)
     assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []  # cache/, MNIST/ and raw/ were ours and empty
+
+
+def test_verbose_log_lines_are_not_wrapped_in_a_pipe(fake_source, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / ("a-long-output-name-" * 4 + ".h5")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scale_datasets", "-v", "build", "mnist-scale", "--source-dir",
+         str(fake_source), "--out", str(out), *SMALL_ARGS, "--realisations", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    wrote = [line for line in proc.stderr.splitlines() if line.startswith("INFO wrote ")]
+    assert len(wrote) == 1 and str(out) in wrote[0] and "content_sha256" in wrote[0]
