@@ -293,3 +293,21 @@ def test_bench_list_prints_every_recipe_in_full(capsys):
     assert len(by_name["dynamic-mnist"]["grid"]) == 45
     assert run(["bench", "list"]) == 0
     assert "mnist-multires (preset mnist-multires)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_smoke_recipe_on_real_fashion_mnist_as_the_readme_runs_it(tmp_path, capsys):
+    from conftest import debian_fashion_or_skip
+
+    debian_fashion_or_skip()
+    data = tmp_path / "ms.h5"
+    build("mnist-scale", data, source="fashion-mnist", download=False, realisations=1)
+    out, board = tmp_path / "runs", tmp_path / "board"
+    assert run(["bench", "run", "smoke", "--data", str(data), "--out", str(out)]) == 0
+    assert run(["bench", "report", str(out), "--out", str(board)]) == 0
+    capsys.readouterr()
+    records = {r["model"]: r for r in _records(out)}
+    assert set(records) == {"cnn_mnist", "sesn_mnist_scalar"}
+    for r in records.values():
+        assert r["metrics"]["test_images"] == 2000
+        assert r["metrics"]["test_error"] < 0.5  # 3 epochs on 2,000 real digits do learn
