@@ -16,12 +16,15 @@ so start-up is quick and all workers share the same pages. A task `(fn, args)` r
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import tempfile
 import threading
+import types
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -111,6 +114,22 @@ def _receive(conn: Connection, worker: int) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """While workers start, ``__main__`` is a bare module, so "spawn" does not import the
+    caller's script again in each worker: the workers run only our functions, need nothing from
+    it, and would otherwise pay for its imports (torchvision, say) and re-run a script that has
+    no ``if __name__ == "__main__":`` guard."""
+    saved = sys.modules["__main__"]
+    stub = types.ModuleType("__main__")
+    stub.__spec__ = None
+    sys.modules["__main__"] = stub
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = saved
+
+
 def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any]:
     context = multiprocessing.get_context(START_METHOD)
     processes: list[Any] = []
@@ -120,18 +139,19 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
     # milliseconds.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _PARENT_SIGNALS}
     try:
-        for i in range(workers):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(
-                target=_worker_main,
-                args=(child_end, state),
-                name=f"scale-datasets-worker-{i}",
-                daemon=True,
-            )
-            process.start()
-            child_end.close()
-            processes.append(process)
-            conns.append(parent_end)
+        with _main_module_hidden():
+            for i in range(workers):
+                parent_end, child_end = context.Pipe()
+                process = context.Process(
+                    target=_worker_main,
+                    args=(child_end, state),
+                    name=f"scale-datasets-worker-{i}",
+                    daemon=True,
+                )
+                process.start()
+                child_end.close()
+                processes.append(process)
+                conns.append(parent_end)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -202,3 +202,24 @@ def test_verbose_log_lines_are_not_wrapped_in_a_pipe(fake_source, tmp_path):
     assert proc.returncode == 0, proc.stderr
     wrote = [line for line in proc.stderr.splitlines() if line.startswith("INFO wrote ")]
     assert len(wrote) == 1 and str(out) in wrote[0] and "content_sha256" in wrote[0]
+
+
+def test_build_from_a_script_without_main_guard_runs_it_once(fake_source, tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "imports.log"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "from scale_datasets import build\n"
+        f"build('mnist-scale', {str(tmp_path / 'x.h5')!r}, source_dir={str(fake_source)!r},\n"
+        "      realisations=1, n_train=120, n_val=30, n_test=250, workers=2)\n"
+        "print('built')\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "built" and "Traceback" not in proc.stderr
+    assert len(marker.read_text().splitlines()) == 1  # the workers never re-ran the script
