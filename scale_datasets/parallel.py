@@ -20,6 +20,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -67,9 +68,13 @@ def _worker_main(conn: Connection, state: Any) -> None:
     while (task := tasks.get()) is not None:
         fn, args = task
         try:
-            conn.send((True, fn(state, *args)))
+            result = (True, fn(state, *args))
         except Exception as exc:
-            conn.send((False, exc))
+            result = (False, exc)
+        try:
+            conn.send(result)
+        except OSError:  # the parent is gone (killed): exit quietly, no BrokenPipe traceback
+            return
 
 
 def _read_tasks(conn: Connection, tasks: queue.SimpleQueue) -> None:
@@ -97,11 +102,26 @@ def ordered_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any
         for fn, args in tasks:
             yield fn(state, *args)
         return
-    with tempfile.TemporaryDirectory(prefix="scale-datasets-") as scratch:
+    _sweep_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         if isinstance(state, np.ndarray):
             np.save(Path(scratch) / "state.npy", state)
             state = _ArrayFile(Path(scratch) / "state.npy")
         yield from _process_map(tasks, state, workers)
+
+
+SCRATCH_PREFIX = "scale-datasets-"
+
+
+def _sweep_stale_scratch() -> None:
+    """Remove the scratch folders (``scale-datasets-<pid>-*``, the pool shared with workers)
+    of builds whose process is gone: a SIGKILL leaves them behind."""
+    from .storage.atomic import pid_alive
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _receive(conn: Connection, worker: int) -> Any:

@@ -223,3 +223,28 @@ def test_build_from_a_script_without_main_guard_runs_it_once(fake_source, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "built" and "Traceback" not in proc.stderr
     assert len(marker.read_text().splitlines()) == 1  # the workers never re-ran the script
+
+
+DEAD_PID = 4_999_999  # above Linux's largest pid_max (2^22): never a live process
+
+
+def test_a_build_sweeps_stale_temps_and_scratch_of_dead_processes(fake_source, tmp_path, capsys):
+    import os
+    import tempfile
+
+    out = tmp_path / "s.h5"
+    stale = tmp_path / f"s.h5.tmp-{DEAD_PID}"
+    stale.write_bytes(b"half a file")
+    live = tmp_path / f"s.h5.tmp-{os.getppid()}"  # a live process's: kept
+    other = tmp_path / f"other.h5.tmp-{DEAD_PID}"  # another output's: not ours to judge
+    for p in (live, other):
+        p.write_bytes(b"x")
+    scratch = Path(tempfile.gettempdir()) / f"scale-datasets-{DEAD_PID}-abcd"
+    scratch.mkdir(exist_ok=True)
+    (scratch / "state.npy").write_bytes(b"pool")
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
+    assert run([*args, *small, "--realisations", "1", "--workers", "2"]) == 0
+    capsys.readouterr()
+    assert out.is_file() and not stale.exists() and other.exists()
+    assert not scratch.exists() and live.exists()

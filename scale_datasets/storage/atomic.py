@@ -8,6 +8,7 @@ the CLI raises on SIGTERM included) the temp file is removed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +19,38 @@ from ..errors import InvalidParameterError, OutputExistsError
 NAME_MAX = 255
 
 
-def temp_path_for(out: Path) -> Path:
+def temp_path_for(out: Path, pid: int | None = None) -> Path:
     """``<out>.tmp-<pid>`` beside ``out``, the name cut so that a legal output name of up to
     NAME_MAX bytes still gives a legal temporary name."""
-    suffix = f".tmp-{os.getpid()}"
+    suffix = f".tmp-{os.getpid() if pid is None else pid}"
     room = NAME_MAX - len(suffix.encode())
     name = out.name.encode()[:room].decode("utf-8", "ignore")
     return out.with_name(name + suffix)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # someone else's process, or not a pid at all
+    return True
+
+
+def sweep_stale_temps(out: Path) -> list[Path]:
+    """Remove the temporary files of earlier writes of ``out`` whose process is gone (a
+    SIGKILL, a power cut): ``<out>.tmp-<pid>`` with a dead pid. Returns what was removed."""
+    prefix = temp_path_for(out, 0).name[: -len(".tmp-0")] + ".tmp-"
+    removed = []
+    for candidate in out.parent.glob(glob.escape(prefix) + "*"):
+        tail = candidate.name[len(prefix) :]
+        if tail.isdigit() and not pid_alive(int(tail)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def check_can_create(out: Path, overwrite: bool) -> None:
@@ -51,6 +77,7 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; publish it as `out` only if the block succeeds."""
     out = Path(out)
     check_can_create(out, overwrite)
+    sweep_stale_temps(out)
     tmp = temp_path_for(out)
     try:
         yield tmp
