@@ -248,3 +248,40 @@ def test_a_build_sweeps_stale_temps_and_scratch_of_dead_processes(fake_source, t
     capsys.readouterr()
     assert out.is_file() and not stale.exists() and other.exists()
     assert not scratch.exists() and live.exists()
+
+
+def test_sigkill_mid_build_leaves_quiet_workers_and_the_next_build_cleans_up(
+    fake_source, tmp_path, capsys
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    out = tmp_path / "k.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out),
+            "--n-train", "120", "--n-val", "30", "--n-test", "250", "--realisations", "200",
+            "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scale_datasets", *args],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any(".tmp-" in p.name for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the build ended early"
+        time.sleep(0.05)
+    time.sleep(0.5)  # well into rendering
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(2)  # the orphaned workers notice and exit
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    scratch = list(Path(tempfile.gettempdir()).glob(f"scale-datasets-{proc.pid}-*"))
+    leftovers = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert leftovers  # what a SIGKILL leaves: the next build cleans it
+    small = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--realisations", "1"]
+    assert run([*args[:6], *small, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert not any(p.exists() for p in leftovers + scratch)
