@@ -23,6 +23,7 @@ from rich.logging import RichHandler
 from scale_datasets.errors import ScaleDatasetsError
 from scale_datasets.presets import list_presets
 from scale_datasets.presets.params import fields_of
+from scale_datasets.storage.atomic import BEFORE_PUBLISH
 
 from .bench import bench_app
 from .progress import progress_bar as _progress_bar
@@ -436,6 +437,7 @@ def run(argv: list[str] | None = None) -> int:
     global _signalled
     _signalled = None
     previous = {sig: signal.signal(sig, _on_signal) for sig in _EXIT_FOR_SIGNAL}
+    BEFORE_PUBLISH.append(_raise_if_signalled)
     try:
         # Standalone mode always ends in SystemExit (Typer turns usage errors into exit 2).
         app(args=argv, prog_name="scale-datasets", standalone_mode=True)
@@ -448,10 +450,17 @@ def run(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", EXIT_UNEXPECTED)
     finally:
+        BEFORE_PUBLISH.remove(_raise_if_signalled)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if code == 0 and _signalled is not None:  # a signal noted after the last check point
-        code = _signalled
+    if code == 0 and _signalled is not None:
+        # The signal came after the last check point, the one right before each output is
+        # renamed into place: whatever the command wrote is complete, so it succeeded.
+        err_console.print(
+            "note: a signal arrived after the command's work was complete; its output is kept",
+            markup=False,
+        )
+        return 0
     if code == EXIT_TERMINATED:
         return _fail("terminated", EXIT_TERMINATED)
     if code == EXIT_INTERRUPTED:

@@ -57,6 +57,8 @@ def _worker_main(conn: Connection, state: Any) -> None:
     # systemd) are handled once, by the parent, which then stops the workers.
     for sig in _PARENT_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # born with them blocked (see _process_map)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)
     if isinstance(state, _ArrayFile):
         state = state.load()
     # A reader thread takes tasks off the pipe while this thread computes and sends results:
@@ -154,10 +156,12 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
     context = multiprocessing.get_context(START_METHOD)
     processes: list[Any] = []
     conns: list[Connection] = []
-    # Children are born ignoring Ctrl-C and SIGTERM (an ignored signal stays ignored across
-    # exec), so a signal while they start does not print their tracebacks. Starting takes
-    # milliseconds.
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _PARENT_SIGNALS}
+    # Children are born with Ctrl-C and SIGTERM blocked (the mask survives fork and exec) and
+    # ignore them from their first line on, so a signal to the process group while they start
+    # prints no tracebacks; the parent blocks them only meanwhile (milliseconds), so one that
+    # arrives then is delivered to it afterwards, never lost.
+    blocking = hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS) if blocking else None
     try:
         with _main_module_hidden():
             for i in range(workers):
@@ -173,8 +177,8 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
                 processes.append(process)
                 conns.append(parent_end)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         in_flight: collections.deque[int] = collections.deque()
         for k, task in enumerate(tasks):

@@ -285,3 +285,50 @@ def test_sigkill_mid_build_leaves_quiet_workers_and_the_next_build_cleans_up(
     assert run([*args[:6], *small, "--overwrite"]) == 0
     capsys.readouterr()
     assert not any(p.exists() for p in leftovers + scratch)
+
+
+def test_a_signal_before_the_rename_aborts_and_one_after_it_succeeds(fake_source, tmp_path, capsys):
+    import os
+    import signal
+
+    from scale_datasets.storage import atomic
+
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), *SMALL_ARGS,
+            "--realisations", "1"]  # fmt: skip
+    real_replace = os.replace
+
+    def signal_then_replace(when: str):
+        def replace(src, dst):
+            if when == "before" and str(dst).endswith(".h5"):
+                os.kill(os.getpid(), signal.SIGINT)  # noted by the CLI's handler
+                for check in atomic.BEFORE_PUBLISH:
+                    check()
+            real_replace(src, dst)
+            if when == "after" and str(dst).endswith(".h5"):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        return replace
+
+    before, after = tmp_path / "before.h5", tmp_path / "after.h5"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(atomic.os, "replace", signal_then_replace("before"))
+        assert run([*args, "--out", str(before)]) == 130
+    assert _one_line(capsys.readouterr().err) == "error: interrupted"
+    assert not before.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(atomic.os, "replace", signal_then_replace("after"))
+        assert run([*args, "--out", str(after)]) == 0
+    assert "its output is kept" in capsys.readouterr().err
+    assert after.is_file() and run(["verify", str(after)]) == 0
+    capsys.readouterr()
+
+
+def test_a_card_that_cannot_be_written_is_a_warning(fake_source, tmp_path, capsys):
+    out = tmp_path / "c.h5"
+    (tmp_path / "c.card.md").mkdir()  # a folder where the card goes
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "dataset card not written" in err and "Traceback" not in err
+    assert out.is_file() and run(["verify", str(out)]) == 0
+    capsys.readouterr()

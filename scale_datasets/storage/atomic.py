@@ -10,10 +10,15 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import InvalidParameterError, OutputExistsError
+
+# Called right before a temporary file is renamed into place; raising aborts the write (the
+# CLI registers its signal check here, so a signal that arrives before the rename always
+# aborts and one that arrives after it finds the file complete).
+BEFORE_PUBLISH: list[Callable[[], None]] = []
 
 # Longest file name most filesystems take, in bytes.
 NAME_MAX = 255
@@ -73,8 +78,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temp path to write; publish it as `out` only if the block succeeds."""
+def atomic_output(out: Path, overwrite: bool = False, checked: bool = True) -> Iterator[Path]:
+    """Yield a temp path to write; publish it as `out` only if the block succeeds (and, when
+    ``checked``, the BEFORE_PUBLISH checks pass)."""
     out = Path(out)
     check_can_create(out, overwrite)
     sweep_stale_temps(out)
@@ -85,6 +91,8 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
             handle.flush()
             os.fsync(handle.fileno())
         check_can_create(out, overwrite)  # someone may have created it meanwhile
+        for check in BEFORE_PUBLISH if checked else ():  # the CLI's: a noted Ctrl-C aborts
+            check()
         os.replace(tmp, out)
         _fsync_dir(out.parent)
     finally:
@@ -93,6 +101,7 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
 
 
 def write_text_atomic(out: Path, text: str) -> None:
-    """Small text files (dataset cards) get the same all-or-nothing treatment."""
-    with atomic_output(out, overwrite=True) as tmp:
+    """Small text files (dataset cards) get the same all-or-nothing treatment; they follow a
+    published data file, so a signal does not stop them (the data file decided the outcome)."""
+    with atomic_output(out, overwrite=True, checked=False) as tmp:
         tmp.write_text(text, encoding="utf-8")

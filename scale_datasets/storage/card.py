@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+from ..errors import InvalidParameterError
 from .atomic import write_text_atomic
 from .reader import FileInfo
 
@@ -12,6 +14,8 @@ _LAYOUT_NOTES = {
     "pixels": " (rendered samples stored as uint8)",
     "on-access": " (the source pool and the plan are stored; samples are rendered when read)",
 }
+
+log = logging.getLogger(__name__)
 
 
 def card_path(data_file: Path) -> Path:
@@ -86,7 +90,15 @@ def render_card(info: FileInfo, summary: str, loader: str, notes: list[str] | No
 
 def write_card(
     data_file: Path, info: FileInfo, summary: str, loader: str, notes: list[str] | None = None
-) -> Path:
+) -> Path | None:
+    """Write the card beside a published data file; returns its path, or None when it could
+    not be written (a full disk, a folder in its place): the data file is complete and
+    verified without it, so that is a warning, not a failed build."""
     out = card_path(data_file)
-    write_text_atomic(out, render_card(info, summary, loader, notes))
+    try:
+        write_text_atomic(out, render_card(info, summary, loader, notes))
+    except (OSError, InvalidParameterError) as exc:  # a folder in its place, too
+        reason = getattr(exc, "strerror", None) or exc
+        log.warning("dataset card not written (%s: %s); %s is complete", out, reason, data_file)
+        return None
     return out
