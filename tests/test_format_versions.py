@@ -28,6 +28,7 @@ def _as_format_1(path: Path) -> None:
         del params["centre"]
         h5.attrs["params"] = json.dumps(params, sort_keys=True, separators=(",", ":"))
         del h5.attrs["layout"], h5.attrs["render"]
+        del h5.attrs["attrs_sha256"]  # newer than version 1
         h5.attrs["format_version"] = 1
         h5.attrs["preset_version"] = 1
         entries = []

@@ -332,3 +332,43 @@ def test_a_card_that_cannot_be_written_is_a_warning(fake_source, tmp_path, capsy
     assert "dataset card not written" in err and "Traceback" not in err
     assert out.is_file() and run(["verify", str(out)]) == 0
     capsys.readouterr()
+
+
+def _edit_source_n_train(h5: h5py.File) -> None:
+    import json
+
+    source = json.loads(h5.attrs["source"])
+    source["n_train"] = 1
+    h5.attrs["source"] = json.dumps(source)
+
+
+def _edit_group_attr(h5: h5py.File) -> None:
+    h5["realisation_1"].attrs["seed_material"] = "{}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda h5: h5["realisation_0"].attrs.__setitem__("realisation", 3), "realisation 3"),
+        (_set("preset", "mnist-multires"), "attrs_sha256"),
+        (_edit_source_n_train, "attrs_sha256"),
+        (_edit_group_attr, "attrs_sha256"),
+        (lambda h5: h5["realisation_1"].attrs.__delitem__("content_sha256"), "lost its content"),
+        (_set("an_extra_attribute", 1), "attrs_sha256"),
+    ],
+)
+def test_verify_catches_tampered_metadata(small_build, tmp_path, capsys, edit, message):
+    path = Path(shutil.copy(small_build, tmp_path / "t.h5"))
+    with h5py.File(path, "r+") as h5:
+        edit(h5)
+    assert run(["verify", str(path)]) == 3
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {path}") and message in line, line
+
+
+def test_created_with_is_informational_and_not_covered(small_build, tmp_path, capsys):
+    path = Path(shutil.copy(small_build, tmp_path / "t.h5"))
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["created_with"] = "{}"
+    assert run(["verify", str(path)]) == 0
+    capsys.readouterr()

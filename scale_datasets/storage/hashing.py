@@ -78,3 +78,43 @@ def group_digest(datasets: list[dict], prefix: str) -> str:
         ({**d, "name": d["name"][len(prefix) + 1 :]} for d in inside), key=lambda d: d["name"]
     )
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+# Attributes no reader relies on (``created_with``: package versions, for people) and the digests
+# themselves; every other attribute of the file, its groups and its datasets is covered by the
+# attributes digest (`attributes_digest`), recorded as the root attribute ``attrs_sha256``.
+UNCOVERED_ATTRIBUTES = ("created_with", "content_sha256", "attrs_sha256", "sha256")
+
+
+def _plain(value: object) -> object:
+    """An HDF5 attribute value as JSON-able Python (numbers, strings, lists)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def attributes_digest(h5: object) -> str:
+    """sha256 over every attribute a reader relies on (all but `UNCOVERED_ATTRIBUTES`) of the
+    file, its groups and its datasets, each with the object it sits on; so a
+    changed, added or removed attribute (a realisation's id, the preset, the source record, a
+    group's statistics) changes the digest."""
+    import h5py
+
+    objects: dict[str, dict[str, object]] = {}
+
+    def collect(name: str, obj: object) -> None:
+        attrs = obj.attrs  # type: ignore[attr-defined]
+        objects[name] = {
+            key: _plain(attrs[key]) for key in sorted(attrs) if key not in UNCOVERED_ATTRIBUTES
+        }
+
+    assert isinstance(h5, h5py.File)
+    collect("/", h5)
+    h5.visititems(collect)
+    return hashlib.sha256(canonical_json(objects).encode()).hexdigest()

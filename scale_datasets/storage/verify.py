@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import IntegrityError
-from .hashing import DatasetDigest, dtype_name, file_digest, group_digest
+from .hashing import DatasetDigest, attributes_digest, dtype_name, file_digest, group_digest
 from .reader import open_ours, row_blocks
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,31 @@ def _digest_dataset(ds: h5py.Dataset, on_rows: Callable[[int], None]) -> Dataset
         digest.update(rows)
         on_rows(len(rows))
     return digest
+
+
+def _check_attributes(path: Path, h5: h5py.File) -> None:
+    """The attributes readers rely on: each realisation's id matches its group's name, every
+    top-level group keeps its content_sha256, and (files written since attributes are digested)
+    nothing else changed: `attributes_digest` against the recorded ``attrs_sha256``."""
+    for name in h5:
+        group = h5[name]
+        if not isinstance(group, h5py.Group):
+            continue
+        if "content_sha256" not in group.attrs:
+            raise IntegrityError(f"{path}: group {name} lost its content_sha256")
+        if name.startswith("realisation_"):
+            recorded = group.attrs.get("realisation")
+            recorded = recorded.item() if hasattr(recorded, "item") else recorded
+            if str(recorded) != name[len("realisation_") :]:
+                raise IntegrityError(
+                    f"{path}: group {name} records realisation {recorded!r}, not its own id"
+                )
+    if "attrs_sha256" in h5.attrs and h5.attrs["attrs_sha256"] != attributes_digest(h5):
+        raise IntegrityError(
+            f"{path}: attributes do not match their recorded attrs_sha256 (an attribute such as "
+            "the preset, the params, the source record or a group's was changed, added or "
+            "removed)"
+        )
 
 
 def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyReport:
@@ -129,5 +154,6 @@ def verify_file(path: Path | str, progress: Progress | None = None) -> VerifyRep
                 f"{path}: content_sha256 mismatch: recorded {recorded[:16]}..., "
                 f"computed {content[:16]}..."
             )
+        _check_attributes(path, h5)
         log.info("verified %s: %d datasets, %d bytes", path, len(entries), checked)
         return VerifyReport(str(path), content, len(entries), checked)

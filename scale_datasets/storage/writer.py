@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from .format import FORMAT_NAME, FORMAT_VERSION, GZIP_LEVEL, canonical_json, chunk_shape
-from .hashing import DatasetDigest, dtype_name, file_digest, group_digest
+from .hashing import DatasetDigest, attributes_digest, dtype_name, file_digest, group_digest
 
 
 @dataclass(frozen=True)
@@ -136,4 +136,5 @@ class StreamingWriter:
             self._spec.params_json, self._spec.source_digests, entries, self._spec.layout_render()
         )
         self._h5.attrs["content_sha256"] = content
+        self._h5.attrs["attrs_sha256"] = attributes_digest(self._h5)
         return content
