@@ -372,3 +372,40 @@ def test_created_with_is_informational_and_not_covered(small_build, tmp_path, ca
         h5.attrs["created_with"] = "{}"
     assert run(["verify", str(path)]) == 0
     capsys.readouterr()
+
+
+def _huge_images(h5: h5py.File) -> None:
+    del h5["realisation_0/train/images"]
+    h5.create_dataset(
+        "realisation_0/train/images", shape=(10**9, 28, 28), dtype="u1", chunks=(256, 28, 28)
+    )
+
+
+def _short_labels(h5: h5py.File) -> None:
+    labels = h5["realisation_0/train/labels"][:10]
+    del h5["realisation_0/train/labels"]
+    h5["realisation_0/train/labels"] = labels
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_huge_images, "images declares shape (1000000000, 28, 28) (3906250 chunks) but stores 0"),
+        (_short_labels, "realisation_0/train: datasets disagree on rows (images 120, labels 10"),
+    ],
+)
+def test_crafted_huge_shapes_are_refused_before_reading(
+    small_build, tmp_path, capsys, edit, message
+):
+    from scale_datasets import ScaleDataset
+    from scale_datasets.errors import IntegrityError
+
+    path = Path(shutil.copy(small_build, tmp_path / "huge.h5"))
+    with h5py.File(path, "r+") as h5:
+        edit(h5)
+    for command in (["verify"], ["info"], ["preview", "--out", str(tmp_path / "p.png")]):
+        assert run([command[0], str(path), *command[1:]]) == 3
+        line = _one_line(capsys.readouterr().err)
+        assert message in line, line
+    with pytest.raises(IntegrityError, match=re.escape(message)):
+        ScaleDataset(path, "train")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,47 @@ def open_ours(path: Path | str) -> h5py.File:
             f"{path}: format version {raw if version is None else version}, this package reads "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    try:
+        _check_structure(path, h5)
+    except BaseException:
+        h5.close()
+        raise
     return h5
+
+
+def _check_structure(path: Path, h5: h5py.File) -> None:
+    """Before anything is read: every chunked dataset stores all the chunks its shape declares
+    (a crafted shape of 10^9 rows with nothing behind it is refused here, not by the OOM
+    killer), and the datasets of one split agree on its number of samples."""
+    problems: list[str] = []
+
+    def visit(name: str, obj: object) -> None:
+        if problems or not isinstance(obj, h5py.Dataset) or obj.chunks is None:
+            return
+        expected = math.prod(-(-s // c) for s, c in zip(obj.shape, obj.chunks, strict=True))
+        stored = obj.id.get_num_chunks()
+        if stored != expected:
+            problems.append(
+                f"dataset {name} declares shape {obj.shape} ({expected} chunks) but stores "
+                f"{stored} chunk(s)"
+            )
+
+    h5.visititems(visit)
+    for group_name in h5:
+        group = h5[group_name]
+        if not isinstance(group, h5py.Group):
+            continue
+        for split in [group, *(group[n] for n in group if isinstance(group[n], h5py.Group))]:
+            rows = {
+                n: split[n].shape[0]
+                for n in split
+                if isinstance(split[n], h5py.Dataset) and n != "index" and split[n].ndim
+            }
+            if len(set(rows.values())) > 1:
+                detail = ", ".join(f"{n} {r}" for n, r in sorted(rows.items()))
+                problems.append(f"{split.name.lstrip('/')}: datasets disagree on rows ({detail})")
+    if problems:
+        raise IntegrityError(f"{path}: {problems[0]}")
 
 
 def split_group(h5: h5py.File, realisation: int, split: str) -> h5py.Group:
