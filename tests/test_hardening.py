@@ -409,3 +409,22 @@ def test_crafted_huge_shapes_are_refused_before_reading(
         assert message in line, line
     with pytest.raises(IntegrityError, match=re.escape(message)):
         ScaleDataset(path, "train")
+
+
+def test_a_full_disk_is_one_line_naming_the_output(fake_source, tmp_path, capsys, monkeypatch):
+    from scale_datasets import build as build_module
+
+    def full(self):
+        raise OSError(
+            "Can't close file (file write failed: time = Tue Dec  1 17:44:31 2026\n, filename = "
+            "'x.h5.tmp-1', file descriptor = 3, errno = 28, error message = 'No space left on "
+            "device', buf = 0x5599eee8f910, total write size = 2048)"
+        )
+
+    monkeypatch.setattr(build_module.StreamingWriter, "finish", full)
+    out = tmp_path / "full.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line == f"error: no space left on device while writing: {out}"
+    assert not out.exists() and [p for p in tmp_path.iterdir() if ".tmp-" in p.name] == []

@@ -8,6 +8,7 @@ the CLI raises on SIGTERM included) the temp file is removed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 from collections.abc import Callable, Iterator
@@ -86,10 +87,18 @@ def atomic_output(out: Path, overwrite: bool = False, checked: bool = True) -> I
     sweep_stale_temps(out)
     tmp = temp_path_for(out)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+                # HDF5 reports it as a multi-line message with timestamps and addresses
+                raise OSError(
+                    errno.ENOSPC, "no space left on device while writing", str(out)
+                ) from None
+            raise
         check_can_create(out, overwrite)  # someone may have created it meanwhile
         for check in BEFORE_PUBLISH if checked else ():  # the CLI's: a noted Ctrl-C aborts
             check()
