@@ -428,3 +428,23 @@ def test_a_full_disk_is_one_line_naming_the_output(fake_source, tmp_path, capsys
     line = _one_line(capsys.readouterr().err)
     assert line == f"error: no space left on device while writing: {out}"
     assert not out.exists() and [p for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink loop"])
+def test_a_source_file_that_is_not_a_file_is_named_as_such(fake_source, tmp_path, capsys, kind):
+    folder = Path(shutil.copytree(fake_source, tmp_path / "src"))
+    target = folder / "train-images-idx3-ubyte.gz"
+    target.unlink()
+    if kind == "directory":
+        target.mkdir()
+        words = "has train-images-idx3-ubyte.gz as a directory, not a file"
+    else:
+        (folder / "a").symlink_to(folder / "b")
+        (folder / "b").symlink_to(folder / "a")
+        target.symlink_to(folder / "a")
+        words = "has train-images-idx3-ubyte.gz as a broken or looping symlink"
+    code = run(
+        ["build", "mnist-scale", "--source-dir", str(folder), "--out", str(tmp_path / "o.h5")]
+    )
+    assert code == 4
+    assert words in _one_line(capsys.readouterr().err)

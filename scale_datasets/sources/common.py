@@ -128,8 +128,20 @@ def find_files(
     found = [resolve(folder, name) for name in names]
     missing = [name for name, path in zip(names, found, strict=True) if path is None]
     if missing:
-        return None, "lacks " + ", ".join(missing)
+        odd = [note for name in missing if (note := _not_a_file(folder, name))]
+        return None, "; ".join(odd) if odd else "lacks " + ", ".join(missing)
     return tuple(path for path in found if path is not None), ""
+
+
+def _not_a_file(folder: Path, name: str) -> str:
+    """What stands where a source file should be, when it is not a readable file ("" if
+    nothing does): so a user hears "is a directory", not "lacks"."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_dir():
+            return f"has {candidate.name} as a directory, not a file"
+        if candidate.is_symlink() and not candidate.exists():
+            return f"has {candidate.name} as a broken or looping symlink"
+    return ""
 
 
 def download_with_torchvision(
