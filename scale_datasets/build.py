@@ -12,6 +12,8 @@ build.
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,6 +160,25 @@ def _layout(
     return columns, outputs
 
 
+# gzip shrinks our datasets about 3-5x; a build whose output would not fit even so is refused.
+EXPECTED_COMPRESSION = 4
+
+
+def _check_room(out: Path, columns: dict[str, np.ndarray], outputs: list[Rendered]) -> None:
+    """Before any work: refuse a build whose output cannot fit on the output's disk (an
+    enormous --canvas, say), giving the estimate."""
+    raw = sum(v.nbytes for v in columns.values()) + sum(
+        math.prod(o.shape) * np.dtype(o.dtype).itemsize for o in outputs
+    )
+    free = shutil.disk_usage(out.parent).free
+    if raw / EXPECTED_COMPRESSION > free:
+        raise InvalidParameterError(
+            f"out: this build would write about {raw / 1e9:,.1f} GB before compression (about "
+            f"{raw / EXPECTED_COMPRESSION / 1e9:,.1f} GB gzipped) to {out.parent}, which has "
+            f"{free / 1e9:,.1f} GB free; lower --canvas, --realisations or the split sizes"
+        )
+
+
 def _check_materialise(preset: Preset, render: RenderSpec, materialise: bool) -> None:
     """Before any work: only on-access files rendered per resolution can be materialised."""
     if not materialise:
@@ -246,6 +267,7 @@ def build(
     check_can_create(out, overwrite)
     plan = chosen.plan(params, data_source)
     columns, outputs = _layout(chosen, params, data_source, plan, render, shard, materialise)
+    _check_room(out, columns, outputs)
     spec = _file_spec(chosen, params, data_source, plan, render, columns, outputs, shard)
     total_rows = sum(o.shape[0] for o in outputs)
     cores = default_workers()

@@ -448,3 +448,21 @@ def test_a_source_file_that_is_not_a_file_is_named_as_such(fake_source, tmp_path
     )
     assert code == 4
     assert words in _one_line(capsys.readouterr().err)
+
+
+def test_a_build_that_cannot_fit_is_refused_with_the_estimate(
+    fake_source, tmp_path, capsys, monkeypatch
+):
+    import collections
+
+    from scale_datasets import build as build_module
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(build_module.shutil, "disk_usage", lambda _p: usage(10**9, 0, 10**8))
+    out = tmp_path / "big.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    assert run([*args, *SMALL_ARGS, "--realisations", "1", "--canvas", "4096"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    # 400 samples of 4096 x 4096 uint8: 6.7 GB raw, about 1.7 GB gzipped, 0.1 GB free
+    assert "would write about 6.7 GB before compression (about 1.7 GB gzipped)" in line, line
+    assert "0.1 GB free" in line and not out.exists()
