@@ -212,7 +212,7 @@ def test_full_disk_exit_1_and_no_file(fake_source, tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(StreamingWriter, "write", no_space)
     assert run(_build(tmp_path / "x.h5", fake_source)) == 1
-    assert "No space left on device" in _only_line(capsys.readouterr().err)
+    assert "no space left on device while writing" in _only_line(capsys.readouterr().err)
     _no_output(tmp_path, "x.h5")
 
 
