@@ -114,16 +114,26 @@ def main() -> None:
         )
 
     model.eval()
+    trained = time.perf_counter() - started
+
+    def step(what: str) -> None:
+        print(f"scoring: {what} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    step(f"accuracy of {len(x_test)} held-out images at each of {len(RESOLUTIONS)} resolutions")
     accuracy = scale_eq.accuracy_per_resolution(
         model, (x_test, y_test), RESOLUTIONS, batch_size=256
     )
+    step("scale consistency (every image at every resolution)")
     consistency = scale_eq.scale_consistency(model, x_test, RESOLUTIONS, batch_size=256)
     sample = x_test[:256].to(device).double()
     model64 = model.double()
+    step(f"equivariance error of the final features in float64 ({len(sample)} images)")
     features = scale_eq.equivariance_error(
         scale_eq.final_features(model64), sample, RESOLUTIONS[:-1], output_spectrum=True
     )
+    step("logit consistency")
     logits = _logit_consistency_error(model64, sample)
+    print(f"training took {trained:.0f} s, scoring {time.perf_counter() - started - trained:.0f} s")
     print("\nheld-out accuracy per resolution:")
     print("  " + "  ".join(f"{r}:{a:.3f}" for r, a in accuracy.items()))
     print(f"mean accuracy {np.mean(list(accuracy.values())):.4f}, at 28x28 {accuracy[28]:.4f}")
