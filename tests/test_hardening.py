@@ -466,3 +466,42 @@ def test_a_build_that_cannot_fit_is_refused_with_the_estimate(
     # 400 samples of 4096 x 4096 uint8: 6.7 GB raw, about 1.7 GB gzipped, 0.1 GB free
     assert "would write about 6.7 GB before compression (about 1.7 GB gzipped)" in line, line
     assert "0.1 GB free" in line and not out.exists()
+
+
+def test_a_sigterm_while_workers_start_is_not_lost(fake_source, tmp_path, capsys, monkeypatch):
+    import contextlib
+    import os
+    import signal
+
+    from scale_datasets import parallel
+
+    real = parallel._main_module_hidden
+
+    @contextlib.contextmanager
+    def terminated_meanwhile():
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the workers are being started
+        with real():
+            yield
+
+    monkeypatch.setattr(parallel, "_main_module_hidden", terminated_meanwhile)
+    out = tmp_path / "t.h5"
+    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
+    assert run([*args, *small, "--realisations", "1", "--workers", "2"]) == 143
+    assert _one_line(capsys.readouterr().err) == "error: terminated"
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_an_out_of_range_float_is_one_line_without_warnings(fake_source, tmp_path, capsys):
+    args = [
+        "build",
+        "mnist-scale",
+        "--source-dir",
+        str(fake_source),
+        "--out",
+        str(tmp_path / "x.h5"),
+    ]
+    assert run([*args, "--max-scale", "1e308"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err).startswith("error: max_scale: 1e+308 is out of range")
+    assert "Warning" not in err
