@@ -505,3 +505,18 @@ def test_an_out_of_range_float_is_one_line_without_warnings(fake_source, tmp_pat
     err = capsys.readouterr().err
     assert _one_line(err).startswith("error: max_scale: 1e+308 is out of range")
     assert "Warning" not in err
+
+
+def test_a_flipped_byte_read_lazily_names_the_file_and_dataset(small_build, tmp_path):
+    from conftest import flip_a_byte
+
+    from scale_datasets import ScaleDataset
+    from scale_datasets.errors import IntegrityError
+
+    path = Path(shutil.copy(small_build, tmp_path / "f.h5"))
+    flip_a_byte(path, "realisation_0/train/images", chunk=0)
+    ds = ScaleDataset(path, "train", in_memory=False)
+    with pytest.raises(
+        IntegrityError, match=re.escape(f"{path}: dataset realisation_0/train/images")
+    ):
+        ds[0]
