@@ -140,3 +140,19 @@ def test_data_parallel_ranks_split_the_single_process_batches(small_build, multi
         test.replicas = (3, rank)
         shares += [i for b in test.batch_indices(0) for i in b.tolist()]
     assert sorted(shares) == list(range(len(test)))  # evaluation: every sample exactly once
+
+
+def test_bastings_model_trains_its_shared_scales_at_their_rate():
+    from scale_eq import create_model
+    from scale_eq.leaderboard.runner import _optimiser
+
+    recipe = get_recipe("mnist-scale")
+    assert "sesn_mnist_isr_basting" in recipe.models
+    model = create_model("sesn_mnist_isr_basting")
+    groups = _optimiser(recipe, "sesn_mnist_isr_basting", model).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("weights", 0.01), ("scales", 0.005)]
+    assert sum(p.numel() for p in groups[1]["params"]) == 2  # one shared set
+    isr = _optimiser(recipe, "sesn_mnist_isr", create_model("sesn_mnist_isr")).param_groups
+    assert isr[1]["lr"] == 0.01
+    published = {p.model: p.test_error for p in recipe.published}
+    assert published["sesn_mnist_isr_basting"] == 1.72

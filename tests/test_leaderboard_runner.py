@@ -284,11 +284,19 @@ def test_bench_list_prints_every_recipe_in_full(capsys):
     assert (ms["optimiser"], ms["lr"], ms["batch_size"], ms["epochs"]) == ("adam", 0.01, 128, 60)
     assert ms["milestones"] == [20, 40] and ms["gamma"] == 0.1 and ms["select"] == "best-val"
     assert ms["realisations"] == [0, 1, 2, 3, 4, 5]
-    assert ms["models"] == ["cnn_mnist", "sesn_mnist_scalar", "sesn_mnist_vector", "sesn_mnist_isr"]
+    assert ms["models"] == [
+        "cnn_mnist",
+        "sesn_mnist_scalar",
+        "sesn_mnist_vector",
+        "sesn_mnist_isr",
+        "sesn_mnist_isr_basting",
+    ]
     assert {p["model"]: p["test_error"] for p in ms["published"]} == {
         "cnn_mnist": 2.02,
         "sesn_mnist_scalar": 1.68,
+        "sesn_mnist_isr_basting": 1.72,
     }
+    assert ms["model_scale_lr"] == {"sesn_mnist_isr_basting": 0.005}
     assert by_name["mnist-scale-plus"]["augment"] == "random-scale"
     assert len(by_name["dynamic-mnist"]["grid"]) == 45
     assert run(["bench", "list"]) == 0

@@ -65,8 +65,46 @@ def test_sesn_toy_is_basting_table_1():
     conv = model.features[0]
     assert isinstance(conv, SESConvZ2H) and conv.out_channels == 16 and conv.num_scales == 3
     assert conv.scales.spec.learn == "isr"
+    # basis A with eff 5: 25 functions; sigma_basis 2, ISR 3; k = 4: K = 2 ceil(4 * 6) + 1
+    assert conv.basis_spec.basis_type == "A" and conv.num_funcs == 25
+    assert conv.scales.exact_values()[0] == 2.0 and conv.kernel_size() == 49
     assert model.head[1].in_features == 16 * 4 * 4  # 42 x 42 max-pool of 168 x 168
-    assert _count(model) == 16 * 49 + 16 + 2 * 16 + 256 * 10 + 10 + 2
+    assert _count(model) == 16 * 25 + 16 + 2 * 16 + 256 * 10 + 10 + 2
+
+
+def test_basting_mnist_model_shares_one_set_of_scales():
+    from scale_eq.sesn.scales import InternalScales
+
+    model = create_model("sesn_mnist_isr_basting")
+    assert _count(model) == 494_551  # the CNN's 494,549 weights + sigma_basis and gamma, once
+    assert sum(p.numel() for p in scale_parameters(model)) == 2
+    scales = {id(m) for m in model.modules() if isinstance(m, InternalScales)}
+    assert len(scales) == 1
+    convs = [m for m in model.modules() if isinstance(m, SESConvZ2H)]
+    assert len(convs) == 3 and all(c.scales is convs[0].scales for c in convs)
+    init = convs[0].scales.exact_values()
+    assert init == pytest.approx((1.5, 1.5 * 2 ** (1 / 3), 1.5 * 2 ** (2 / 3), 3.0), rel=1e-6)
+    assert convs[0].kernel_size() == 25  # 2 ceil(4 * 3) + 1
+    assert convs[0].basis_spec.mult == 1.4
+    assert isinstance(model.features[0], torch.nn.Upsample)  # x2 first: a 56 x 56 model
+    assert sum(isinstance(m, torch.nn.ReLU) for m in model.modules()) == 2
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    # one learnable set: a step on the shared scales moves every layer's
+    with torch.no_grad():
+        convs[0].scales.sigma_basis += 0.1
+    assert all(c.scales.exact_values()[0] == pytest.approx(1.6) for c in convs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_size_ties_do_not_depend_on_the_dtype(dtype):
+    """Basting's toy lands k sigma_max on 24 up to round-off: K is 49 in both dtypes."""
+    from scale_eq.sesn.scales import InternalScales
+
+    spec = ScaleSpec.geometric(2.0, 3.0, 3, learn="isr", kernel_factor=4.0, max_kernel_size=99)
+    scales = InternalScales(spec).to(dtype)
+    assert scales.kernel_size() == 49
+    assert spec.kernel_size_for(6.0 + 1e-6) == 49 and spec.kernel_size_for(6.0 - 1e-6) == 49
+    assert spec.kernel_size_for(6.001) == 51 and spec.kernel_size_for(5.999) == 49
 
 
 # ----------------------------------------------------------------------------- Hermite bases

@@ -89,8 +89,9 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _optimiser(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, recipe.lr, scale_lr=recipe.scale_lr, weight_decay=0.0)
+def _optimiser(recipe: Recipe, name: str, model: nn.Module) -> torch.optim.Optimizer:
+    scale_lr = recipe.scale_lr_for(name)
+    groups = parameter_groups(model, recipe.lr, scale_lr=scale_lr, weight_decay=0.0)
     cls = torch.optim.AdamW if recipe.optimiser == "adamw" else torch.optim.Adam
     return cls(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
@@ -199,7 +200,7 @@ def model_options(spec: RunSpec, train: SplitData) -> dict[str, Any]:
 def _new_state(spec: RunSpec, device: torch.device, train: SplitData) -> _State:
     torch.manual_seed(torch_seed(spec.seed, spec.realisation, 0))
     model = build_model(spec.model, model_options(spec, train)).to(device)
-    optimiser = _optimiser(spec.recipe, model)
+    optimiser = _optimiser(spec.recipe, spec.model, model)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimiser, list(spec.recipe.milestones), gamma=spec.recipe.gamma
     )

@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 Parameterisation = Literal["fixed", "isr", "spacing", "direct"]
+# k * sigma_max this close (relative) to an integer is that integer: float32 round-off of
+# learned scales (about 1e-7) must not move K by 2 (ScaleSpec.kernel_size_for).
+KERNEL_TIE_TOLERANCE = 1e-6
 PARAMETERISATIONS: tuple[str, ...] = get_args(Parameterisation)
 
 
@@ -84,10 +87,21 @@ class ScaleSpec:
         return cls(init=init, **kwargs)
 
     def kernel_size_for(self, sigma_max: float) -> int:
-        """K for a largest scale sigma_max (the fixed K if one is set)."""
+        """K for a largest scale sigma_max (the fixed K if one is set).
+
+        Tie rule: ``k * sigma_max`` within ``KERNEL_TIE_TOLERANCE`` (relative) of an integer
+        counts as that integer before the ceiling. Learned scales land on such ties (Basting's
+        toy: k = 4, sigma_max = 2 * ISR with ISR = 1 + gamma^2 = 3 and gamma = sqrt(2) stored in
+        float32, so k sigma_max is 24 plus or minus round-off): without the rule the ceiling
+        gives K = 49 or 51 depending on the dtype of the scales; with it, 49 in both.
+        """
         if self.kernel_size is not None:
             return self.kernel_size
-        k = 2 * math.ceil(self.kernel_factor * sigma_max) + 1
+        reach = self.kernel_factor * sigma_max
+        nearest = round(reach)
+        if abs(reach - nearest) <= KERNEL_TIE_TOLERANCE * max(1.0, abs(reach)):
+            reach = float(nearest)
+        k = 2 * math.ceil(reach) + 1
         return max(3, min(k, self.max_kernel_size))
 
 
