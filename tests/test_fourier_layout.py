@@ -12,12 +12,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scale_datasets.ops.fourier import kept_modes
 from scale_eq.fourier._coefficients import (
     ReadCoefficients,
     coefficient_reader,
     real_coefficients,
 )
-from scale_eq.fourier._grids import analysis_matrix, kept
+from scale_eq.fourier._grids import analysis_matrix
 from scale_eq.fourier._layout import from_mode_major, is_mode_major, mode_major
 from scale_eq.fourier.head import ScaleConsistentHead
 from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity
@@ -99,7 +100,7 @@ def test_skip_keeps_the_layout_and_the_values():
 @given(n=st.integers(3, 30), data=st.data())
 def test_coefficients_read_off_the_spectrum_equal_the_analysis(n, data):
     """Xc = C Re(ifft2 X) C^T, for any (also non-Hermitian) X; the backward is its transpose."""
-    m = data.draw(st.integers(0, kept(n)))
+    m = data.draw(st.integers(0, kept_modes(n)))
     g = torch.Generator().manual_seed(n * 31 + m)
     spec = torch.randn(n * n, 5, generator=g, dtype=torch.complex128, requires_grad=True)
     idx = coefficient_reader(n, m)
@@ -163,7 +164,7 @@ def test_head_gradient_of_a_dead_channel_is_shared_not_multiplied():
     def by_amax(spec: torch.Tensor) -> torch.Tensor:  # the same features with autograd's amax
         out = []
         for r in head.resolutions(12):
-            m = kept(r)
+            m = kept_modes(r)
             mask = torch.zeros(12, dtype=torch.bool)
             mask[: m + 1] = mask[12 - m :] = True
             crop = spec * (mask[:, None] & mask[None, :])

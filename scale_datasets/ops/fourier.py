@@ -23,9 +23,13 @@ import torch
 from ..errors import InvalidParameterError
 
 
-def kept_modes(n: int, r: int) -> int:
-    """The highest |k| kept when an n-grid signal is resampled to r points."""
-    return (min(n, r) - 1) // 2
+def kept_modes(n: int, r: int | None = None) -> int:
+    """The highest |k| kept when an n-grid signal is resampled to r points (default r = n: the
+    highest |k| an n-point grid holds; its Nyquist mode, if any, is dropped).
+
+    The one definition of the kept modes: |k| <= (min(n, r) - 1) // 2.
+    """
+    return (min(n, n if r is None else r) - 1) // 2
 
 
 def _sizes(size: int | Sequence[int], ndim: int) -> tuple[int, ...]:

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._grids import Step, angles, basis_frequency, kept, mean_square_weights, synthesis_matrix
+from scale_datasets.ops.fourier import kept_modes
+
+from ._grids import Step, angles, basis_frequency, mean_square_weights, synthesis_matrix
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -118,7 +120,7 @@ def variance_weights(steps: list[Step], width: int, dims: int) -> Tensor:
     if dims == 2:
         w = (w[:, None] * w[None, :]).reshape(-1)
         f = torch.maximum(f[:, None], f[None, :]).reshape(-1)
-    limits = torch.tensor([kept(s.res) for s in steps])
+    limits = torch.tensor([kept_modes(s.res) for s in steps])
     return w[None, :] * ((f[None, :] >= 1) & (f[None, :] <= limits[:, None]))
 
 
@@ -126,7 +128,10 @@ def synthesis_stack(steps: list[Step], width: int, rows: int) -> Tensor:
     """(R, rows, width): B_r, the real basis with `width` columns sampled on each step's r
     grid, zero rows below r."""
     return torch.stack(
-        [F.pad(synthesis_matrix(s.res, kept(s.res), width), (0, 0, 0, rows - s.res)) for s in steps]
+        [
+            F.pad(synthesis_matrix(s.res, kept_modes(s.res), width), (0, 0, 0, rows - s.res))
+            for s in steps
+        ]
     )
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from scale_datasets.ops.fourier import kept_modes
+
 from ._batched import (
     Activation,
     Bucket,
@@ -21,21 +23,21 @@ from ._batched import (
     synthesis_stack,
     variance_weights,
 )
-from ._grids import Step, analysis_matrix, kept, partition, signed
+from ._grids import Step, analysis_matrix, partition, signed
 
 _CHUNK_BYTES = 4 << 20  # largest intermediate of a chunk of maps, on the CPU
 
 
 def _cost_1d(res: int) -> float:
     """Rough cost per map of one resolution padded to `res`: its two products plus its passes."""
-    return res * (2 * kept(res) + 1) * 2 + 40.0 * res
+    return res * (2 * kept_modes(res) + 1) * 2 + 40.0 * res
 
 
 def plan_1d(n: int, steps: list[Step], norm: bool) -> Plan:
     """Matrices and index maps of the batched 1D forward. The resolutions are split into a few
     buckets, each padded to its largest size (see :func:`~._grids.partition`): padding every
     resolution to the largest wasted half of the work on a 8..128 grid."""
-    m = kept(steps[-1].res)
+    m = kept_modes(steps[-1].res)
     width = 2 * m + 1
     top = steps[-1].hi
     shared: dict[str, Tensor] = {"analysis_t": analysis_matrix(n, m).T.contiguous()}  # (n, K)
@@ -46,7 +48,7 @@ def plan_1d(n: int, steps: list[Step], norm: bool) -> Plan:
     for count in partition(sizes, _cost_1d, 0.05 * _cost_1d(sizes[-1]) * len(sizes), 4):
         own = steps[first : first + count]
         P = own[-1].res
-        modes = 2 * kept(P) + 1
+        modes = 2 * kept_modes(P) + 1
         b = Bucket(first, count, P, modes, P, 0, top)
         syn = synthesis_stack(own, modes, P)  # (count, P, modes)
         b.tensors["syn_t"] = syn.reshape(count * P, modes).T.contiguous()  # (modes, count P)

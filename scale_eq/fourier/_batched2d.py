@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from scale_datasets.ops.fourier import kept_modes
+
 from ._batched import (
     Activation,
     Bucket,
@@ -55,7 +57,7 @@ from ._coefficients import (
     real_coefficients,
     real_coefficients_backward,
 )
-from ._grids import Step, kept, lowpass_matrix, partition, signed
+from ._grids import Step, lowpass_matrix, partition, signed
 
 _MAX_BUCKETS = 5
 
@@ -66,7 +68,7 @@ _MAX_BUCKETS = 5
 
 def _ring_cost(res: int) -> float:
     """Rough cost per map of one resolution padded to `res`: its GEMMs plus its passes."""
-    modes = 2 * kept(res) + 1
+    modes = 2 * kept_modes(res) + 1
     return res * modes * (res + modes) + 40.0 * res * res
 
 
@@ -86,9 +88,9 @@ def plan_2d(
     device: torch.device,
 ) -> Plan:
     """The input-size dependent part of the batched 2D forward, around shared buckets."""
-    width = 2 * kept(steps[-1].res) + 1
+    width = 2 * kept_modes(steps[-1].res) + 1
     shared: dict[str, Tensor] = {}
-    shared["coef_idx"] = coefficient_reader(n, kept(steps[-1].res))
+    shared["coef_idx"] = coefficient_reader(n, kept_modes(steps[-1].res))
     unread = torch.ones(n * n, dtype=torch.bool)
     unread[shared["coef_idx"]] = False
     shared["coef_unread"] = unread.nonzero().flatten()  # zeroed in _Layer2d's input gradient
@@ -102,7 +104,7 @@ def plan_2d(
 def bucket_2d(steps: list[Step], first: int, count: int, pool: int) -> Bucket:
     own = steps[first : first + count]
     P = own[-1].res
-    modes = 2 * kept(P) + 1
+    modes = 2 * kept_modes(P) + 1
     pe = -(-P // pool)
     rings = own[1:] if first == 0 else own
     slots = max((s.hi - s.lo + 1 for s in rings), default=0)

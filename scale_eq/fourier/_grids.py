@@ -19,12 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
+from scale_datasets.ops.fourier import kept_modes
+
 _F64 = torch.float64
-
-
-def kept(n: int) -> int:
-    """The highest |k| an n-point grid keeps (its Nyquist mode, if any, is dropped)."""
-    return (n - 1) // 2
 
 
 def angles(k: torch.Tensor, t: torch.Tensor, n: int) -> torch.Tensor:
@@ -44,7 +41,7 @@ def resample_matrix(n: int, r: int) -> torch.Tensor:
     real because the mode set is symmetric. Built as a product of the analysis and synthesis
     cos/sin bases, so it matches the FFT route to round-off.
     """
-    m = (min(n, r) - 1) // 2
+    m = kept_modes(n, r)
     k = torch.arange(1, m + 1)
     t, j = torch.arange(r), torch.arange(n)
     a_syn, a_ana = angles(k, t, r), angles(k, j, n)  # (m, r), (m, n)
@@ -156,7 +153,7 @@ def schedule(
     top = -1
     for r in range(base_res, min(n, max_res) + 1, increment):
         g = -(-r // pool_window)
-        m = kept(g)
+        m = kept_modes(g)
         if m > top:
             steps.append(Step(r, g, top + 1, m))
             top = m

@@ -24,8 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from scale_datasets.ops.fourier import kept_modes
+
 from ._coefficients import ReadCoefficients, coefficient_reader
-from ._grids import analysis_matrix, kept, synthesis_matrix
+from ._grids import analysis_matrix, synthesis_matrix
 from ._layout import mode_major
 
 __all__ = ["ScaleConsistentHead", "consistency_loss", "head_resolutions"]
@@ -148,7 +150,7 @@ class ScaleConsistentHead(nn.Module):
     def _crops(self, n: int) -> tuple[list[int], list[int]]:
         """The distinct kept frequencies m of the resolutions of n-sample maps (ascending),
         and each resolution's index into them: resolutions keeping the same m share a crop."""
-        per_res = [kept(min(r, self.grid_size)) for r in self.resolutions(n)]
+        per_res = [kept_modes(min(r, self.grid_size)) for r in self.resolutions(n)]
         ms = sorted(set(per_res))
         return ms, [ms.index(m) for m in per_res]
 

@@ -16,13 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scale_datasets.ops.fourier import (
+    kept_modes,
     resample,
     resample_1d,
     resample_spectrum,
     resample_spectrum_1d,
 )
-
-from ._grids import kept
 
 if TYPE_CHECKING:
     from .head import ScaleConsistentHead
@@ -48,7 +47,7 @@ def _ring_index(lo: int, hi: int, grid: int, out: int) -> tuple[Tensor, Tensor, 
 
 def _resample_half(half: Tensor, n: int, r: int) -> Tensor:
     """D_r of real n x n maps given their rfft2 (norm "forward"): crop, then irfft2 on r x r."""
-    m = kept(r)
+    m = kept_modes(r)
     rows = torch.cat([half[..., : m + 1, : m + 1], half[..., n - m :, : m + 1]], dim=-2)
     crop = F.pad(rows, (0, r // 2 - m, 0, 0))  # (.., 2m + 1, r // 2 + 1)
     crop = torch.cat(
@@ -118,14 +117,14 @@ def reference_head_features(head: ScaleConsistentHead, spectrum: Tensor) -> Tens
     if head.dims == 2:
         on_grid = resample_spectrum(spectrum, g)[..., : g // 2 + 1]  # rfft half
         for r in head.resolutions(n):
-            m = kept(min(r, g))
+            m = kept_modes(min(r, g))
             mask = (freqs[:, None] <= m) & (freqs[None, : g // 2 + 1] <= m)
             img = torch.fft.irfft2(on_grid * mask, s=(g, g), norm="forward")
             pooled.append(F.max_pool2d(img, head.pool_window, ceil_mode=True).flatten(1))
     else:
         on_grid = resample_spectrum_1d(spectrum, g)[..., : g // 2 + 1]
         for r in head.resolutions(n):
-            m = kept(min(r, g))
+            m = kept_modes(min(r, g))
             sig = torch.fft.irfft(on_grid * (freqs[: g // 2 + 1] <= m), n=g, norm="forward")
             pooled.append(F.max_pool1d(sig, head.pool_window, ceil_mode=True).flatten(1))
     return torch.stack(pooled, dim=1)

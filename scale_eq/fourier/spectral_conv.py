@@ -27,6 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from scale_datasets.ops.fourier import kept_modes
+
 from ._layout import from_mode_major, is_mode_major, mode_major
 
 __all__ = [
@@ -248,8 +250,8 @@ class SpectralConv2d(_SpectralConvNd):
         """
         self._check_input(x_ft)
         b, _, h, w = x_ft.shape
-        mh = (min(self.global_modes, h) - 1) // 2
-        mw = (min(self.global_modes, w) - 1) // 2
+        mh = kept_modes(self.global_modes, h)
+        mw = kept_modes(self.global_modes, w)
         big = 2 * self.max_modes + 1
         dev = x_ft.device
         ky, kx = _mode_index(mh, big, dev), _mode_index(mw, big, dev)
@@ -289,7 +291,7 @@ class SpectralConv1d(_SpectralConvNd):
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
         self._check_input(x_ft)
         b, _, n = x_ft.shape
-        m = (min(self.global_modes, n) - 1) // 2
+        m = kept_modes(self.global_modes, n)
         k = _mode_index(m, 2 * self.max_modes + 1, x_ft.device)
         i = _mode_index(m, n, x_ft.device)
         kernel = self._kernel(x_ft.dtype)[k]  # (P, Cin, Cout)
