@@ -107,9 +107,8 @@ class ScaleConsistentHead(nn.Module):
         ``Xc_m`` the leading (2m + 1) block of the feature maps' real Fourier coefficients and
         ``S_m = synthesis_matrix(g, m)``. Resolutions that keep the same m share a crop. In 2D
         the coefficients are read off the mode-major spectrum (no FFT) and every crop is two
-        GEMMs and a max-pool with the maps innermost (the loop of
-        :func:`~.reference.reference_head_features`, an FFT per resolution, took 7x as long
-        for a forward + backward of 128 x 100 maps on a 2-core CPU).
+        GEMMs and a max-pool with the maps innermost, instead of the FFT per resolution of
+        :func:`~.reference.reference_head_features` (timings: benchmarks/README.md).
         """
         n = self._check_spectrum(spectrum)
         if self.dims == 2:
@@ -225,7 +224,7 @@ class _PooledCrops2d(torch.autograd.Function):
                 torch.mm(s, u, out=inner.view(g, g * maps))  # first axis
             else:
                 inner.copy_((s @ u).view(g, g, maps))
-            # amax and where its maxima sit: max with indices along these axes is 8x slower
+            # amax and where its maxima sit (max with indices along these axes is far slower)
             windows = y.view(cells, p, -1)
             rows = windows.amax(dim=1)  # (ci, g_pad maps)
             cols = rows.view(cells, cells, p, maps)

@@ -224,9 +224,9 @@ class SpectralConv2d(_SpectralConvNd):
 
     The mode-wise channel mix runs as one batched matmul over the modes of the mode-major input
     (:mod:`._layout`), with the kernel spectrum cached (outside autograd) as (ky, kx, Cin, Cout).
-    A block's 1x1 skip folds into the same product (``forward(x, skip=...)``): conv + skip
-    forward + backward for 128 x 100 -> 100 maps of 28 x 28 went from 1.36 s to 0.55 s on the
-    2-core CPU against a gather / scatter of the kept modes in (B, C, H, W) memory.
+    A block's 1x1 skip folds into the same product (``forward(x, skip=...)``), so conv and skip
+    are one product instead of a gather / scatter of the kept modes in (B, C, H, W) memory
+    (timings: benchmarks/README.md, bench_fourier).
     """
 
     ndim = 2
