@@ -17,6 +17,18 @@ Only resolutions <= min(N, max_res) are used, so rings above (r_max - 1) // 2 of
 used resolution r_max are zero; with increment 1 (or N on the grid) that is every ring below
 the Nyquist.
 
+How the batched nonlinearity works (read this first; details in :mod:`._batched2d`):
+
+1. Schedule (:func:`._grids.schedule`): the resolutions r of the grid, each with the rings it
+   brings (those it keeps and no smaller resolution keeps).
+2. Coefficients: the real Fourier coefficients of every map are read straight off the input
+   spectrum; D_r x of every resolution is then two small matrix products (no FFT).
+3. Norm: the per-resolution instance norm comes from the coefficients (mean kept by D_r,
+   variance by Parseval), one multiply-add on the maps.
+4. sigma on every D_r x at once (resolutions grouped in a few zero-padded size buckets).
+5. Rings: only each resolution's new rings are read back (a small DFT per ring frequency) and
+   gathered into the output spectrum; the backward retraces these steps by hand.
+
 This module holds the layers, their arguments and the per-resolution norms. The direct method
 (:func:`.reference.reference_forward`) is a Python loop with an FFT pair, a norm and sigma per
 resolution; the layers compute the same numbers (to round-off, forward and backward) with a few
