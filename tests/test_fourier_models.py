@@ -247,3 +247,48 @@ def test_parameter_counts():
     assert conv == 25 * (1 * 32 + 32 * 64 + 64 * 100 + 100 * 100)  # 462,000 as published
     assert sum(_count(b.skip) for b in mnist.blocks) == 32 + 32 * 64 + 64 * 100 + 100 * 100
     assert _count(mnist.head) == 2 * 400 + 400 * 256 + 256 + 2 * 256 + 256 * 10 + 10
+
+
+@pytest.mark.parametrize("pool_window", [1, 2])
+def test_the_loop_implementation_equals_the_batched_layer(pool_window):
+    from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity
+
+    torch.manual_seed(0)
+    kw = dict(base_res=6, max_res=20, channels=3, normalization="instance", pool_window=pool_window)
+    batched = ScaleEqNonlinearity(**kw).double()
+    loop = ScaleEqNonlinearity(**kw, impl="loop").double()
+    loop.load_state_dict(batched.state_dict())
+    x = torch.fft.fft2(torch.randn(2, 3, 20, 20, dtype=torch.float64), norm="forward")
+    torch.testing.assert_close(loop(x), batched(x), rtol=0, atol=1e-12)
+    assert "impl='loop'" in repr(loop)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        ScaleEqNonlinearity(**kw, impl="fast")
+
+
+@pytest.mark.parametrize("name", ["fourier_mnist", "fourier_1d"])
+def test_a_models_nonlinearity_can_be_swapped_through_the_seam(name):
+    import functools
+
+    from scale_eq.fourier.nonlinearity import ScaleEqNonlinearity, ScaleEqNonlinearity1d
+
+    cls = ScaleEqNonlinearity1d if name == "fourier_1d" else ScaleEqNonlinearity
+    made: list[nn.Module] = []
+
+    def factory(**kw):
+        layer = cls(**kw, impl="loop")
+        made.append(layer)
+        return layer
+
+    torch.manual_seed(0)
+    batched = create_model(name, width=0.125).double().eval()
+    torch.manual_seed(0)
+    looped = create_model(name, width=0.125, nonlinearity=factory).double().eval()
+    nls = [m for m in batched.modules() if isinstance(m, cls)]
+    assert len(made) == len(nls) > 0
+    looped.load_state_dict(batched.state_dict())
+    shape = (2, 1, 20) if name == "fourier_1d" else (2, 1, 20, 20)
+    x = torch.randn(*shape, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(looped(x), batched(x), rtol=0, atol=1e-10)
+    partial = functools.partial(cls, impl="loop")
+    assert create_model(name, width=0.125, nonlinearity=partial) is not None

@@ -91,6 +91,7 @@ class FourierBlock(nn.Module):
         dims: int = 2,
         activation: Activation = torch.relu,
         normalization: str | None = "instance",
+        nonlinearity: NonlinearityFactory | None = None,
     ) -> None:
         super().__init__()
         if spec.depth < 0:
@@ -109,11 +110,13 @@ class FourierBlock(nn.Module):
         # of a resolution whose rings are thrown away exists (it would never get a gradient).
         inner = replace(spec, max_res=_grid_cap(spec))
         self.inner = nn.ModuleList(
-            _nonlinearity(dims, activation, inner, out, normalization, pool_window=1)
+            _nonlinearity(dims, activation, inner, out, normalization, 1, nonlinearity)
             for _ in range(max(spec.depth - 1, 0))
         )
         self.skip = SpectralSkip(in_channels, out)
-        self.nl = _nonlinearity(dims, activation, spec, out, normalization, spec.pool_window)
+        self.nl = _nonlinearity(
+            dims, activation, spec, out, normalization, spec.pool_window, nonlinearity
+        )
 
     def forward(self, x_ft: torch.Tensor) -> torch.Tensor:
         if len(self.convs) == 1 and isinstance(self.convs[0], SpectralConv2d):
@@ -139,6 +142,12 @@ def _grid_cap(spec: StageSpec) -> int:
     return spec.max_res
 
 
+# Makes a block's nonlinearity from the keywords of ScaleEqNonlinearity (2D, with pool_window)
+# or ScaleEqNonlinearity1d: the seam where a researcher swaps in a variant, e.g.
+# functools.partial(ScaleEqNonlinearity, impl="loop") or a subclass of their own.
+NonlinearityFactory = Callable[..., nn.Module]
+
+
 def _nonlinearity(
     dims: int,
     activation: Activation,
@@ -146,8 +155,9 @@ def _nonlinearity(
     channels: int,
     normalization: str | None,
     pool_window: int,
+    factory: NonlinearityFactory | None = None,
 ) -> nn.Module:
-    kw = dict(
+    kw: dict = dict(
         activation=activation,
         base_res=spec.base_res,
         max_res=spec.max_res,
@@ -155,9 +165,11 @@ def _nonlinearity(
         normalization=normalization,
         increment=spec.increment,
     )
-    if dims == 1:
-        return ScaleEqNonlinearity1d(**kw)
-    return ScaleEqNonlinearity(**kw, pool_window=pool_window)
+    if dims == 2:
+        kw["pool_window"] = pool_window
+    if factory is not None:
+        return factory(**kw)
+    return ScaleEqNonlinearity1d(**kw) if dims == 1 else ScaleEqNonlinearity(**kw)
 
 
 class FourierClassifier(nn.Module):
@@ -186,6 +198,7 @@ class FourierClassifier(nn.Module):
         dropout_in: float = 0.0,
         dropout_hidden: float = 0.75,
         input_sizes: Sequence[int] | None = None,
+        nonlinearity: NonlinearityFactory | None = None,
     ) -> None:
         super().__init__()
         if dims not in (1, 2):
@@ -198,7 +211,12 @@ class FourierClassifier(nn.Module):
         for spec in stages:
             blocks.append(
                 FourierBlock(
-                    channels, spec, dims=dims, activation=activation, normalization=normalization
+                    channels,
+                    spec,
+                    dims=dims,
+                    activation=activation,
+                    normalization=normalization,
+                    nonlinearity=nonlinearity,
                 )
             )
             channels = spec.out_channels
@@ -285,6 +303,7 @@ def fourier_mnist(
     normalization: str | None = "instance",
     dropout_in: float = 0.0,
     dropout_hidden: float = 0.75,
+    nonlinearity: NonlinearityFactory | None = None,
 ) -> FourierClassifier:
     """MNIST-scale model: 4 blocks conv + skip -> NL, G = 28, n = 5, NL base 6, no pooling.
 
@@ -306,6 +325,7 @@ def fourier_mnist(
         normalization=normalization,
         dropout_in=dropout_in,
         dropout_hidden=dropout_hidden,
+        nonlinearity=nonlinearity,
         input_sizes=range(8, max_res + 1),
     )
 
@@ -328,6 +348,7 @@ def fourier_stl(
     normalization: str | None = "instance",
     dropout_in: float = 0.0,
     dropout_hidden: float = 0.75,
+    nonlinearity: NonlinearityFactory | None = None,
 ) -> FourierClassifier:
     """STL10-scale model as published: a projection stem and three depth-2 blocks.
 
@@ -361,6 +382,7 @@ def fourier_stl(
         normalization=normalization,
         dropout_in=dropout_in,
         dropout_hidden=dropout_hidden,
+        nonlinearity=nonlinearity,
         input_sizes=range(49, max_res + 1),
     )
 
@@ -383,6 +405,7 @@ def fourier_1d(
     normalization: str | None = "instance",
     dropout_in: float = 0.0,
     dropout_hidden: float = 0.75,
+    nonlinearity: NonlinearityFactory | None = None,
 ) -> FourierClassifier:
     """Signals of lengths 16..128: the MNIST design in 1D.
 
@@ -407,5 +430,6 @@ def fourier_1d(
         normalization=normalization,
         dropout_in=dropout_in,
         dropout_hidden=dropout_hidden,
+        nonlinearity=nonlinearity,
         input_sizes=range(min_length, max_res + 1),
     )

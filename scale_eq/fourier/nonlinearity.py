@@ -116,6 +116,10 @@ def _check_spectrum(
 # the layers
 
 
+Impl = Literal["batched", "loop"]
+IMPLS: tuple[str, ...] = ("batched", "loop")
+
+
 class _ScaleEqBase(nn.Module):
     """Arguments, per-resolution instance norms and the plan cache shared by 1D and 2D."""
 
@@ -130,9 +134,15 @@ class _ScaleEqBase(nn.Module):
         normalization: Normalization,
         increment: int,
         pool_window: int,
+        impl: Impl = "batched",
     ) -> None:
         super().__init__()
         _check_args(activation, base_res, max_res, channels, normalization, increment, pool_window)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        # "batched": the layer's matrix products; "loop": the direct method of .reference
+        # (a loop over resolutions: slow, for trying a variant of the definition in a model)
+        self.impl = impl
         self.activation = activation
         self.base_res = base_res
         self.max_res = max_res
@@ -171,7 +181,7 @@ class _ScaleEqBase(nn.Module):
         return (
             f"activation={act}, base_res={self.base_res}, max_res={self.max_res}, "
             f"increment={self.increment}, normalization={self.normalization!r}, "
-            f"pool_window={self.pool_window}"
+            f"pool_window={self.pool_window}" + (", impl='loop'" if self.impl == "loop" else "")
         )
 
     def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
@@ -225,9 +235,10 @@ class ScaleEqNonlinearity(_ScaleEqBase):
         normalization: Normalization = None,
         increment: int = 1,
         pool_window: int = 1,
+        impl: Impl = "batched",
     ) -> None:
         super().__init__(
-            activation, base_res, max_res, channels, normalization, increment, pool_window
+            activation, base_res, max_res, channels, normalization, increment, pool_window, impl
         )
 
     def output_size(self, n: int) -> int:
@@ -255,6 +266,10 @@ class ScaleEqNonlinearity(_ScaleEqBase):
 
     def forward(self, spectrum: Tensor) -> Tensor:
         n = _check_spectrum(spectrum, 2, self.base_res, self.channels, self.normalization)
+        if self.impl == "loop":
+            from .reference import reference_forward
+
+            return reference_forward(self, spectrum)
         dtype = _REAL[spectrum.dtype]
         plan = self._plan(n, dtype, spectrum.device)
         B, C, m = spectrum.shape[0], spectrum.shape[1], plan.out_n
@@ -284,8 +299,9 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
         channels: int | None = None,
         normalization: Normalization = None,
         increment: int = 1,
+        impl: Impl = "batched",
     ) -> None:
-        super().__init__(activation, base_res, max_res, channels, normalization, increment, 1)
+        super().__init__(activation, base_res, max_res, channels, normalization, increment, 1, impl)
 
     def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
         plan = plan_1d(n, self.schedule(n), self.norms is not None)
@@ -295,6 +311,10 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
 
     def forward(self, spectrum: Tensor) -> Tensor:
         n = _check_spectrum(spectrum, 1, self.base_res, self.channels, self.normalization)
+        if self.impl == "loop":
+            from .reference import reference_forward_1d
+
+            return reference_forward_1d(self, spectrum)
         dtype = _REAL[spectrum.dtype]
         plan = self._plan(n, dtype, spectrum.device)
         return forward_1d(spectrum, plan, self.activation, self._norm_params(plan))
