@@ -34,7 +34,14 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from .pil_affine import Interpolation, check_interpolation, resolve_canvas
-from .scaling import _accumulated_positions, _nearest, _separable, _Workspace, check_scales
+from .scaling import (
+    _accumulated_positions,
+    _nearest,
+    _separable,
+    _Workspace,
+    check_digits,
+    check_scales,
+)
 
 __all__ = ["canvas_offsets", "digit_box", "scale_on_canvas"]
 
@@ -220,16 +227,8 @@ def scale_on_canvas(
             the field).
     """
     check_interpolation(interpolation)
-    digits = np.asarray(digits)
-    if digits.ndim != 3:
-        raise InvalidParameterError(
-            f"digits must have shape (N, h, w), got {digits.ndim} dimension(s)"
-        )
-    if digits.dtype != np.uint8:
-        raise InvalidParameterError(f"digits must be uint8, got dtype {digits.dtype}")
+    digits = check_digits(digits)
     n, h, w = digits.shape
-    if h < 1 or w < 1:
-        raise InvalidParameterError(f"digits must have h, w >= 1, got shape {digits.shape}")
     ch, cw = check_canvas(canvas, h, w)
     s64 = check_scales(scales, n)
     out = np.zeros((n, ch, cw), dtype=np.uint8)

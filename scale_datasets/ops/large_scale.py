@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameterError
-from .scaling import check_scales
+from .scaling import check_digits, check_scales
 
 __all__ = ["BACKGROUND", "TEST_SCALES", "large_scale_matrix", "render_large_scale"]
 
@@ -246,16 +246,8 @@ def render_large_scale(digits: np.ndarray, scales: np.ndarray, canvas: int = 112
     Raises:
         InvalidParameterError: bad digits, scales or canvas (the message names the argument).
     """
-    digits = np.asarray(digits)
-    if digits.ndim != 3:
-        raise InvalidParameterError(
-            f"digits must have shape (B, h, w), got {digits.ndim} dimension(s)"
-        )
-    if digits.dtype != np.uint8:
-        raise InvalidParameterError(f"digits must be uint8, got dtype {digits.dtype}")
+    digits = check_digits(digits)
     n, h, w = digits.shape
-    if h < 1 or w < 1:
-        raise InvalidParameterError(f"digits must have h, w >= 1, got shape {digits.shape}")
     s64 = check_scales(scales, n)
     canvas = _check_canvas(canvas)
     out = np.full((n, canvas, canvas), _BACKGROUND32, dtype=np.float32)

@@ -74,6 +74,20 @@ _SMALL_BATCH = 6
 _TAPS = {"bicubic": range(-1, 3), "bilinear": range(0, 2)}
 
 
+def check_digits(digits: np.ndarray) -> np.ndarray:
+    """``digits`` as a uint8 (N, h, w) array with h, w >= 1 (one-line error naming the field)."""
+    digits = np.asarray(digits)
+    if digits.ndim != 3:
+        raise InvalidParameterError(
+            f"digits must have shape (N, h, w), got {digits.ndim} dimension(s)"
+        )
+    if digits.dtype != np.uint8:
+        raise InvalidParameterError(f"digits must be uint8, got dtype {digits.dtype}")
+    if digits.shape[1] < 1 or digits.shape[2] < 1:
+        raise InvalidParameterError(f"digits must have h, w >= 1, got shape {digits.shape}")
+    return digits
+
+
 def check_scales(scales: np.ndarray, n: int | None) -> np.ndarray:
     """``scales`` as float64, each finite and > 0, of shape ``(n,)`` (any 1-D when n is None)."""
     scales_arr = np.asarray(scales)
