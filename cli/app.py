@@ -51,13 +51,9 @@ EXIT_TERMINATED = 143
 
 def _print_version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from scale_datasets.storage.writer import package_versions
 
-        try:
-            ours = version("scale-datasets")
-        except PackageNotFoundError:  # a source tree that was never installed
-            ours = "unknown"
-        out_console.print(f"scale-datasets {ours}")
+        out_console.print(f"scale-datasets {package_versions()['scale-datasets']}")
         raise typer.Exit()
 
 

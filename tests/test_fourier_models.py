@@ -291,4 +291,6 @@ def test_a_models_nonlinearity_can_be_swapped_through_the_seam(name):
     with torch.no_grad():
         torch.testing.assert_close(looped(x), batched(x), rtol=0, atol=1e-10)
     partial = functools.partial(cls, impl="loop")
-    assert create_model(name, width=0.125, nonlinearity=partial) is not None
+    swapped = create_model(name, width=0.125, nonlinearity=partial)
+    impls = {m.impl for m in swapped.modules() if isinstance(m, cls)}
+    assert impls == {"loop"}  # every block's nonlinearity, inner ones too

@@ -11,6 +11,7 @@ is the same whether the run started fresh or resumed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from scale_datasets.ops.pixels import to_unit_float
 from scale_datasets.ops.torch_scaling import scale_on_canvas_torch
 from scale_datasets.rng import keyed_generator
 from scale_datasets.samplers import ResolutionBatchSampler
+from scale_datasets.storage.reader import read_info
 from scale_datasets.transforms import RandomCircularShift, stl10_train_transforms
 
 from .recipes import Recipe
@@ -34,7 +36,6 @@ __all__ = [
     "SplitData",
     "adapt_input",
     "open_split",
-    "protocol_resolutions",
     "resample_to",
     "torch_seed",
 ]
@@ -98,6 +99,16 @@ class SplitData:
     def __len__(self) -> int:
         return self.n
 
+    @functools.cached_property
+    def protocol_sizes(self) -> list[int]:
+        """Every resolution (length) of the file's protocol: the whole range its plan spans
+        over the realisation's splits, as the file records it (a small test split need not
+        hold every one)."""
+        splits = read_info(self.ds.path).realisations[self.ds.realisation]
+        ranges = [s.value_range for s in splits if s.value_range is not None]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        return list(range(int(lo), int(hi) + 1))
+
     def batch_indices(self, epoch: int) -> list[np.ndarray]:
         """The epoch's batches of this rank: shuffled (train) or in order; one resolution per
         batch for multi-resolution files.
@@ -160,20 +171,6 @@ class SplitData:
         per_channel = (1, -1, *([1] * (x.dim() - 2)))  # images (B, C, H, W), signals (B, C, L)
         x = (x - self.mean.reshape(per_channel)) / self.std.reshape(per_channel)
         return Batch(adapt_input(x, model_input), y, np.asarray(values), idx)
-
-
-def protocol_resolutions(data: SplitData) -> list[int]:
-    """Every resolution (length) of the file's protocol: the whole range its plan spans over
-    all three splits (a small test split need not hold every one)."""
-    ds = data.ds
-    values = [ds.resolutions] + [
-        ScaleDataset(ds.path, split, ds.realisation, in_memory=False).resolutions
-        for split in ("train", "val", "test")
-        if split != ds.split
-    ]
-    lo = min(int(v.min()) for v in values if len(v))
-    hi = max(int(v.max()) for v in values if len(v))
-    return list(range(lo, hi + 1))
 
 
 class _Limited:

@@ -34,7 +34,7 @@ from ..fourier.models import FourierClassifier
 from ..metrics import equivariance_error, final_features, scale_group_equivariance_error
 from ..sesn.layers import SESConvZ2H
 from ..sesn.scales import InternalScales
-from .data import SplitData, adapt_input, protocol_resolutions, resample_to
+from .data import SplitData, adapt_input, resample_to
 from .recipes import Recipe
 
 __all__ = ["evaluate_test", "learned_scales", "predictions", "split_error"]
@@ -113,17 +113,20 @@ def _per_resolution(correct: np.ndarray, values: np.ndarray) -> list[dict]:
 
 @torch.no_grad()
 def _consistency(
-    model: nn.Module, data: SplitData, recipe: Recipe, model_input: str, autocast: Autocast
+    model: nn.Module,
+    full: SplitData,
+    recipe: Recipe,
+    model_input: str,
+    autocast: Autocast,
 ) -> dict[str, Any]:
-    """Both consistency rates over every resolution of the file's plan."""
-    resolutions = protocol_resolutions(data)
-    top = resolutions[-1]
+    """Both consistency rates over every resolution of the file's plan (``full``: the test
+    split at the largest)."""
+    resolutions = full.protocol_sizes
     n = (
-        len(data)
+        len(full)
         if recipe.consistency_images is None
-        else min(recipe.consistency_images, len(data))
+        else min(recipe.consistency_images, len(full))
     )
-    full = _full_resolution(data, top)
     all_correct = all_same = 0
     bs = recipe.batch_size
     for start in range(0, n, bs):
@@ -205,13 +208,12 @@ def _first_block(model: nn.Module) -> nn.Module | None:
 def equivariance(
     model: nn.Module, data: SplitData, recipe: Recipe, model_input: str
 ) -> dict[str, Any]:
-    """The equivariance error of the module doc, on the first ``eq_images`` test images (of a
-    multi-resolution file: at its largest resolution)."""
+    """The equivariance error of the module doc, on the first ``eq_images`` samples of
+    ``data`` (of a multi-resolution file: the split at its largest resolution)."""
     n = min(recipe.eq_images, len(data))
     model.eval()
-    sizes = protocol_resolutions(data) if data.multires else []
-    source = _full_resolution(data, sizes[-1]) if data.multires else data
-    x = source.load(np.arange(n)).x
+    sizes = data.protocol_sizes if data.multires else []
+    x = data.load(np.arange(n)).x
     if isinstance(model, FourierClassifier):
         below = [r for r in sizes if r < x.shape[-1]] or [x.shape[-1] // 2]
         report = equivariance_error(
@@ -271,14 +273,16 @@ def evaluate_test(
         "test_error": float(1 - correct.mean()) if len(correct) else None,
         "test_images": len(correct),
     }
+    probe = data  # what the equivariance error reads
     if data.multires:
+        probe = _full_resolution(data, data.protocol_sizes[-1])  # opened once, used twice
         metrics["per_resolution"] = _per_resolution(correct, values)
-        metrics["consistency"] = _consistency(model, data, recipe, model_input, autocast)
+        metrics["consistency"] = _consistency(model, probe, recipe, model_input, autocast)
     else:
         metrics["per_scale"] = _binned(correct, values, recipe.scale_bins)
         metrics["consistency"] = None  # defined over resolutions (multi-resolution recipes)
     if recipe.grid:
         metrics["scale_grid"] = _scale_grid(model, data, recipe, model_input, autocast)
     with autocast():
-        metrics["equivariance_error"] = equivariance(model, data, recipe, model_input)
+        metrics["equivariance_error"] = equivariance(model, probe, recipe, model_input)
     return metrics

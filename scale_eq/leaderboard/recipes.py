@@ -22,7 +22,6 @@ __all__ = ["Published", "Recipe", "get_recipe", "list_recipes"]
 
 AUGMENTATIONS = ("none", "random-scale", "circular-shift", "stl10")
 LOSSES = ("cross-entropy", "consistency")
-EVALUATIONS = ("scale", "resolution")
 OPTIMISERS = ("adam", "adamw")
 
 
@@ -64,7 +63,6 @@ class Recipe:
     select: str = "best-val"  # the checkpoint scored on test: "best-val" or "last"
     realisations: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0,)
-    evaluation: str = "scale"  # per-scale accuracy ("scale") or per-resolution ("resolution")
     scale_bins: tuple[float, ...] = ()  # edges of the per-scale accuracy bins
     grid: tuple[float, ...] = ()  # every test image at each of these scales (dynamic-mnist)
     grid_images: int | None = None  # test images of the grid (None: all)
@@ -85,7 +83,6 @@ class Recipe:
             ("optimiser", self.optimiser, OPTIMISERS),
             ("augment", self.augment, AUGMENTATIONS),
             ("loss", self.loss, LOSSES),
-            ("evaluation", self.evaluation, EVALUATIONS),
             ("select", self.select, ("best-val", "last")),
         ):
             if value not in allowed:
@@ -179,7 +176,6 @@ _RECIPES: dict[str, Recipe] = {
             augment="circular-shift",
             loss="consistency",
             select="last",
-            evaluation="resolution",
             consistency_images=None,
             model_inputs=(("cnn_mnist", "resample:28"),),
             published=(
@@ -201,7 +197,6 @@ _RECIPES: dict[str, Recipe] = {
             augment="stl10",
             loss="consistency",
             select="last",
-            evaluation="resolution",
             baseline=None,
             published=(
                 Published("fourier_stl", 26.68, None, "Rahman & Yeh 2023", consistency=0.6770),
@@ -216,7 +211,6 @@ _RECIPES: dict[str, Recipe] = {
             models=("sesn_toy",),
             scale_lr=0.01,
             realisations=(0, 1, 2),
-            evaluation="scale",
             scale_bins=(1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0),
             grid=_DYNAMIC_GRID,
             baseline=None,
@@ -240,7 +234,6 @@ _RECIPES: dict[str, Recipe] = {
             milestones=(40,),
             loss="consistency",
             select="last",
-            evaluation="resolution",
             fit_model=("in_channels", "num_classes", "max_res", "global_modes", "min_length"),
             eq_images=64,
             model_options=(("fourier_1d", (("width", 0.5),)),),

@@ -24,7 +24,6 @@ import numpy as np
 
 from scale_datasets.distributions import parse_distribution
 
-from .recipes import get_recipe
 from .records import read_records
 
 __all__ = ["Row", "aggregate", "write_report"]
@@ -167,10 +166,9 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
 def _pair(rows: list[Row], groups: dict[tuple[str, str, str], list[dict[str, Any]]]) -> None:
     """Each row against its recipe's baseline model, per (realisation, seed) present in both."""
     for row in rows:
-        try:
-            baseline = get_recipe(row.recipe).baseline
-        except Exception:  # a recipe this version does not know: no pairing
-            baseline = None
+        # the recipe as the runs recorded it (a recipe this version lacks pairs the same way)
+        recorded = groups[(row.recipe, row.model, row.condition)][0]["config"]["recipe"]
+        baseline = recorded.get("baseline")
         if baseline is None or baseline == row.model:
             continue
         base = {

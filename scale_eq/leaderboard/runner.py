@@ -33,13 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scale_datasets.errors import InvalidParameterError
-from scale_datasets.storage.reader import read_info
+from scale_datasets.storage.reader import FileInfo, read_info
+from scale_datasets.storage.writer import package_versions
 
 from ..fourier.head import consistency_loss
 from ..fourier.models import FourierClassifier
 from ..registry import create_model, list_models
 from ..sesn.scales import parameter_groups
-from .data import SplitData, open_split, protocol_resolutions, torch_seed
+from .data import SplitData, open_split, torch_seed
 from .evaluation import evaluate_test, learned_scales, split_error
 from .grid import Placement, RunSpec, expand_grid, placement, share
 from .recipes import Recipe, get_recipe
@@ -139,12 +140,6 @@ def _peak_memory_mib(device: torch.device) -> float:
 
 
 def _environment(device: torch.device, deterministic: bool) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("scale-datasets")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        ours = "unknown"
     return {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
@@ -152,7 +147,7 @@ def _environment(device: torch.device, deterministic: bool) -> dict[str, Any]:
         else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "scale_datasets": ours,
+        "scale_datasets": package_versions()["scale-datasets"],
         "python": platform.python_version(),
         "host": platform.node(),
         "torch_threads": torch.get_num_threads(),
@@ -182,7 +177,7 @@ def model_options(spec: RunSpec, train: SplitData) -> dict[str, Any]:
     if ":" in spec.model:
         return {}
     options = spec.recipe.options_for(spec.model)
-    sizes = np.array(protocol_resolutions(train)) if train.multires else None
+    sizes = np.array(train.protocol_sizes) if train.multires else None
     fitted = {
         "in_channels": int(train.ds.base_shape[0]),
         "num_classes": int(np.max(train.ds.labels)) + 1,
@@ -356,9 +351,8 @@ def _barrier(spec: RunSpec) -> None:
         dist.barrier()
 
 
-def _check_grid(grid: list[RunSpec], data_path: Path, device: torch.device) -> None:
+def _check_grid(grid: list[RunSpec], data_path: Path, info: FileInfo, device: torch.device) -> None:
     """Every user error of the grid, before any training (one-line InvalidParameterError)."""
-    info = read_info(data_path)
     recipe = grid[0].recipe if grid else None
     if recipe is not None and info.preset != recipe.preset:
         raise InvalidParameterError(
@@ -371,15 +365,19 @@ def _check_grid(grid: list[RunSpec], data_path: Path, device: torch.device) -> N
         raise InvalidParameterError(
             f"realisations: {data_path} holds realisations {available}, not {missing}"
         )
+    if not grid:
+        return
+    first = grid[0]  # one split to probe every model with
+    probe = open_split(data_path, "train", first.realisation, first.recipe, device, first.seed)
+    classes = int(np.max(probe.ds.labels)) + 1
+    two = probe.batch_indices(0)[0][:2]
     checked: set[str] = set()
     for spec in grid:
         if spec.model in checked:
             continue
         checked.add(spec.model)
-        probe = open_split(data_path, "train", spec.realisation, spec.recipe, device, spec.seed)
         model = build_model(spec.model, model_options(spec, probe)).to(device)
-        classes = int(np.max(probe.ds.labels)) + 1
-        batch = probe.load(probe.batch_indices(0)[0][:2], spec.recipe.model_input(spec.model))
+        batch = probe.load(two, spec.recipe.model_input(spec.model))
         model.eval()
         with torch.no_grad():
             try:
@@ -445,7 +443,7 @@ def run_grid(
         precision,
         where.world_size if ddp else 1,
     )
-    _check_grid(grid, data_path, dev)
+    _check_grid(grid, data_path, info, dev)
     mine = share(grid, where)
     done = finished_runs(out)
     todo = [s for s in mine if s.run_id not in done]
