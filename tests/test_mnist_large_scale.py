@@ -71,6 +71,8 @@ def test_the_mixed_training_set_draws_log_uniform_scales_in_1_to_4(fake_source, 
         "mnist-large-scale", tmp_path / "mixed.h5", source_dir=fake_source, train_scale="1-4",
         **SMALL,
     )  # fmt: skip
+    val, test = (ScaleDataset(out, split).scales for split in ("val", "test"))
+    assert not np.array_equal(val[:50], test[:50])  # each split draws from its own stream
     s = ScaleDataset(out, "train").scales.astype(np.float64)
     assert s.min() >= 1.0 and s.max() <= 4.0 and len(np.unique(s)) == len(s)
     # log-uniform: log4(s) is uniform on [0, 1] (mean 1/2, sd 1/sqrt(12))

@@ -58,7 +58,7 @@ class MNISTLargeScalePreset(MnistLikeSources, Preset):
     layout = "on-access"
     normalisation = (0.0, 1.0)  # the arctan map already centres the values; none is applied
     # Never renumber: files record these codes as seed material.
-    streams = Streams({"split": 1, "scales/train": 2, "scales/val": 3})
+    streams = Streams({"split": 1, "scales/train": 2, "scales/val": 3, "scales/test": 4})
     loader_example = (
         "from scale_datasets import ScaleDataset\n"
         "from scale_datasets.ops.large_scale import TEST_SCALES\n"
@@ -72,9 +72,7 @@ class MNISTLargeScalePreset(MnistLikeSources, Preset):
     def _scales(self, params: Any, realisation: int, split: str, n: int) -> np.ndarray:
         if params.train_scale != "1-4":
             return np.full(n, float(params.train_scale), dtype=np.float32)
-        if split == "test":  # the "1-4" file's own test split: the same law
-            split = "val"
-        rng = self.streams.stream(params.seed, realisation, f"scales/{split}")
+        rng = self.streams.stream(params.seed, realisation, f"scales/{split}")  # own stream each
         return np.exp(rng.uniform(0.0, np.log(4.0), n)).astype(np.float32)
 
     def plan(self, params: Any, source: Source) -> Plan:
