@@ -33,6 +33,28 @@ def _to_pil(sample: np.ndarray, zoom: int) -> Image.Image:
     return tile.resize((tile.width * zoom, tile.height * zoom), Image.NEAREST).convert("RGB")
 
 
+SIGNAL_HEIGHT_PX = 40
+SIGNAL_MIN_WIDTH_PX = 96  # short signals still leave room for the caption
+_CHANNEL_COLOURS = ((255, 255, 255), (255, 170, 60), (90, 200, 255), (150, 255, 120))
+
+
+def _signal_to_pil(sample: np.ndarray, zoom: int) -> Image.Image:
+    """A (C, n) signal as a line plot, ``zoom`` pixels per sample, each channel scaled to the
+    tile by the signal's own range (the values are the source's, not in [0, 1])."""
+    channels, n = sample.shape
+    width, height = max(SIGNAL_MIN_WIDTH_PX, n * zoom), SIGNAL_HEIGHT_PX
+    tile = Image.new("RGB", (width, height), color=(0, 0, 0))
+    draw = ImageDraw.Draw(tile)
+    lo, hi = float(np.nanmin(sample)), float(np.nanmax(sample))
+    span = hi - lo if hi > lo else 1.0
+    xs = (np.arange(n) + 0.5) * (width / n)
+    for c in range(channels):
+        ys = (height - 2) - (sample[c] - lo) / span * (height - 4)
+        colour = _CHANNEL_COLOURS[c % len(_CHANNEL_COLOURS)]
+        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=1)
+    return tile
+
+
 def preview_grid(
     path: Path,
     split: str = "train",
@@ -54,7 +76,11 @@ def preview_grid(
     picks = np.unique(order[np.linspace(0, len(order) - 1, min(count, len(order))).astype(int)])
     picks = picks[np.argsort(values[picks], kind="stable")]
     items = dataset.__getitems__(picks.tolist())
-    tiles = [_to_pil(sample.numpy(), zoom) for sample, _ in items]
+    signals = items[0][0].ndim == 2  # (C, n): signals are drawn as line plots
+    draw_tile = _signal_to_pil if signals else _to_pil
+    tiles = [draw_tile(sample.numpy(), zoom) for sample, _ in items]
+    if signals:
+        columns = min(columns, 4)  # long tiles: fewer per row
     cell_w = max(t.width for t in tiles) + GAP_PX
     cell_h = max(t.height for t in tiles) + CAPTION_PX + GAP_PX
     rows = -(-len(tiles) // columns)
@@ -66,4 +92,4 @@ def preview_grid(
         grid.paste(tile, (x, y))
         caption = _caption(label, dataset.plan_column, float(values[index]))
         draw.text((x + 2, y + tile.height + 1), caption, fill=(255, 255, 255), font=font)
-    return grid.convert("L") if items[0][0].shape[0] == 1 else grid
+    return grid.convert("L") if items[0][0].shape[0] == 1 and not signals else grid

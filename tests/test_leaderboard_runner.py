@@ -319,3 +319,20 @@ def test_smoke_recipe_on_real_fashion_mnist_as_the_readme_runs_it(tmp_path, caps
     for r in records.values():
         assert r["metrics"]["test_images"] == 2000
         assert r["metrics"]["test_error"] < 0.5  # 3 epochs on 2,000 real digits do learn
+
+
+def test_the_installed_script_finds_a_users_module_in_the_current_folder(small_build, tmp_path):
+    script = Path(sys.executable).parent / "scale-datasets"
+    if not script.exists():
+        pytest.skip("the scale-datasets script is not installed next to this python")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "nets.py").write_text(_USER_NETS)
+    proc = subprocess.run(
+        [str(script), "bench", "run", "smoke", "--data", str(small_build), "--model",
+         "mypkg.nets:make_net", "--out", "runs"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(tmp_path / "runs")
+    assert record["model"] == "mypkg.nets:make_net"

@@ -200,3 +200,17 @@ def test_real_packaged_problems(tmp_path, problem, sizes, lengths, classes):
         x, _, n = test[int(i)]
         series = source.images[test.source_index[i]]
         np.testing.assert_allclose(x.numpy(), numpy_d_n(series, n), rtol=0, atol=1e-5)
+
+
+def test_preview_draws_signals_as_line_plots(fake_build, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "p.png"
+    assert run(["preview", str(fake_build), "--out", str(out), "--count", "8"]) == 0
+    capsys.readouterr()
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert image.width >= 4 * 96  # four tiles of at least 96 px per row
+    # line plots: white (channel 0) and orange (channel 1) pixels, not a clipped strip
+    assert (pixels == 255).all(-1).sum() > 100
+    assert ((pixels[..., 0] == 255) & (pixels[..., 1] == 170)).sum() > 100

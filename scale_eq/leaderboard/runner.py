@@ -58,10 +58,17 @@ def build_model(name: str, options: dict[str, Any]) -> nn.Module:
     arguments, it must return an ``nn.Module``)."""
     if ":" in name:
         module_name, _, attr = name.partition(":")
+        # As `python -m` would: a module beside the user (mypkg/nets.py in the current folder)
+        # is found even when the installed `scale-datasets` script runs.
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise InvalidParameterError(f"model: cannot load {name!r}: {exc}") from None
+            raise InvalidParameterError(
+                f"model: cannot load {name!r}: {exc} (the module must be importable: in the "
+                "current folder or on PYTHONPATH)"
+            ) from None
         model = factory(**options)
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(
