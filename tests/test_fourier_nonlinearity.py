@@ -79,6 +79,8 @@ CASES_2D = [
     (17, 4, 1, None, 2),
     (23, 6, 4, "instance", 2),
     (6, 6, 1, "instance", 1),  # the base resolution only
+    (27, 6, 4, "instance", 1),  # off the grid: the top rings from the next grid point, 30
+    (26, 8, 8, "instance", 3),  # off the grid, pooled by 3
 ]
 
 
@@ -228,17 +230,20 @@ def test_ring_m_comes_from_r_2m_plus_1_not_2m_plus_2(m):
     assert (_ring(out, m) - _ring(even, m)).abs().max() > 1e-3
 
 
-def test_every_ring_of_the_grid_is_filled_and_no_other():
+def test_every_ring_the_input_carries_is_filled_and_no_other():
     """Published bug: with increment > 1 a legitimate ring was dropped. On the grid
-    6, 10, ..., 26 every ring up to (26 - 1) // 2 = 12 is filled; ring 13 would need r >= 27,
-    which the grid reaches only at 30 > N, so it stays 0 (resolutions above N are not used)."""
+    6, 10, ..., 26, 30 and N = 28 every ring up to (28 - 1) // 2 = 13 is filled: rings up to
+    12 from the grid points <= 28, ring 13 from the next grid point 30, on the input
+    up-sampled to 30 (see test_fourier_offgrid for the rest of the off-grid rule)."""
     layer = _layer(base_res=6, increment=4)
+    x = _maps((2, 3, 28, 28), 2)
     with torch.no_grad():
-        out = layer(_spectrum(_maps((2, 3, 28, 28), 2)))
-    for m in range(13):
+        out = layer(_spectrum(x))
+        up = torch.fft.fft2(torch.relu(resample(x, 30)), norm="forward")
+    for m in range(14):
         assert _ring(out, m).abs().min() > 0, m
-    assert _ring(out, 13).abs().max() == 0
-    # N above max_res: rings stop at the largest grid point <= max_res (27 -> ring 13)
+    assert (_ring(out, 13) - _ring(up, 13)).abs().max() <= 1e-12
+    # N above the grid's last point (max_res 28 with increment 1): rings stop at 13
     layer = _layer(base_res=6, increment=1, max_res=28)
     with torch.no_grad():
         out = layer(_spectrum(_maps((2, 3, 29, 29), 2)))
@@ -299,7 +304,14 @@ def test_grid_matrices():
 
 # ------------------------------------------------------------------------------------------- 1D
 
-CASES_1D = [(28, 6, 1, "instance"), (28, 6, 1, None), (13, 4, 3, "instance"), (40, 8, 4, None)]
+CASES_1D = [
+    (28, 6, 1, "instance"),
+    (28, 6, 1, None),
+    (13, 4, 3, "instance"),
+    (40, 8, 4, None),
+    (37, 8, 8, "instance"),  # off the grid: the top modes from 40
+    (19, 6, 4, None),
+]
 
 
 @pytest.mark.parametrize(("n", "base", "inc", "norm"), CASES_1D)

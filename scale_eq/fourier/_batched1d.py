@@ -40,7 +40,11 @@ def plan_1d(n: int, steps: list[Step], norm: bool) -> Plan:
     m = kept_modes(steps[-1].res)
     width = 2 * m + 1
     top = steps[-1].hi
-    shared: dict[str, Tensor] = {"analysis_t": analysis_matrix(n, m).T.contiguous()}  # (n, K)
+    # an input off the grid is read up to its own modes, zero above (up-sampled to the next
+    # grid point, see _grids.schedule)
+    analysis = analysis_matrix(n, kept_modes(n, steps[-1].res)).T
+    analysis = F.pad(analysis, (0, width - analysis.shape[1]))
+    shared: dict[str, Tensor] = {"analysis_t": analysis.contiguous()}  # (n, K)
     if norm:
         shared["var_w"] = variance_weights(steps, width, 1)  # (R, K)
     sizes = [s.res for s in steps]

@@ -32,6 +32,7 @@ which adds only its coefficient reader and gather map (per N), so a layer that s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -90,7 +91,9 @@ def plan_2d(
     """The input-size dependent part of the batched 2D forward, around shared buckets."""
     width = 2 * kept_modes(steps[-1].res) + 1
     shared: dict[str, Tensor] = {}
-    shared["coef_idx"] = coefficient_reader(n, kept_modes(steps[-1].res))
+    # an input off the grid is read up to its own modes; the next grid point's block is wider
+    # and sees zeros above them (the input up-sampled, see _grids.schedule)
+    shared["coef_idx"] = coefficient_reader(n, kept_modes(n, steps[-1].res))
     unread = torch.ones(n * n, dtype=torch.bool)
     unread[shared["coef_idx"]] = False
     shared["coef_unread"] = unread.nonzero().flatten()  # zeroed in _Layer2d's input gradient
@@ -446,7 +449,7 @@ class _Layer2d(torch.autograd.Function):
         out = spectrum.new_empty(plan.out_n**2, spectrum.shape[1])
         chunks = []
         for i in range(0, spectrum.shape[1], size):
-            coeffs = real_coefficients(spectrum[:, i : i + size], t["coef_idx"])
+            coeffs = _widened(real_coefficients(spectrum[:, i : i + size], t["coef_idx"]), plan)
             scale = offset = None
             if weight is not None and bias is not None:
                 var, mean = _moments(coeffs, plan)
@@ -498,7 +501,9 @@ class _Layer2d(torch.autograd.Function):
                 g_weight += d_w
                 g_bias += d_b
             if g_spectrum is not None:
-                real_coefficients_backward(g_coeffs, t["coef_idx"], g_spectrum[:, i : i + size])
+                read = _read_width(plan)  # the widened block's extra zeros have no source
+                g_read = g_coeffs[:read, :read]
+                real_coefficients_backward(g_read, t["coef_idx"], g_spectrum[:, i : i + size])
         return g_spectrum, g_weight, g_bias, None, None, None, None, None
 
 
@@ -537,6 +542,21 @@ def _moments(coeffs: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
     """(variance (R, maps), mean (maps,)) of each D_r x on its r grid, by Parseval."""
     K, m = plan.modes, coeffs.shape[-1]
     return plan.tensors["var_w"] @ coeffs.square().view(K * K, m), coeffs[0, 0]
+
+
+def _read_width(plan: Plan) -> int:
+    """Width of the coefficient block read off the input: plan.modes, or less for an input
+    off the grid (its own modes only)."""
+    return math.isqrt(plan.tensors["coef_idx"].numel())
+
+
+def _widened(coeffs: Tensor, plan: Plan) -> Tensor:
+    """The (K, K, maps) block of the plan from the coefficients read off the input, zero
+    above the input's own modes (the input up-sampled to the next grid point)."""
+    read, width = coeffs.shape[0], plan.modes
+    if read == width:
+        return coeffs
+    return F.pad(coeffs, (0, 0, 0, width - read, 0, width - read))
 
 
 def _lead(coeffs: Tensor, modes: int) -> Tensor:
@@ -597,7 +617,7 @@ def _pooled_chunk(
     """The pooled layer on a chunk of maps, with autograd: (N N, maps) -> (M M, maps)."""
     t = plan.tensors
     m = spectrum.shape[1]
-    coeffs = ReadCoefficients.apply(spectrum, t["coef_idx"])
+    coeffs = _widened(ReadCoefficients.apply(spectrum, t["coef_idx"]), plan)
     scale = offset = None
     if norm is not None:
         scale, offset = norm_affine(*_moments(coeffs, plan), *norm)

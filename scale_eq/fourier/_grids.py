@@ -141,22 +141,38 @@ class Step:
     hi: int
 
 
+def grid_resolutions(base_res: int, max_res: int, increment: int) -> range:
+    """The resolution grid R = {base_res, base_res + increment, ...}, up to the first point
+    >= max_res (the published layer's grid: it keeps a norm for that point too)."""
+    steps = -(-(max_res - base_res) // increment)
+    return range(base_res, base_res + steps * increment + 1, increment)
+
+
 def schedule(
     n: int, base_res: int, max_res: int, increment: int, pool_window: int = 1
 ) -> list[Step]:
-    """The resolutions of {base_res, base_res + increment, ...} (<= min(n, max_res)) that
-    bring new rings, smallest first: each output ring comes from the smallest resolution whose
-    (pooled) grid keeps it. Resolutions that add no ring (e.g. r = 2m + 2 after 2m + 1) are
-    skipped: they would only recompute rings an earlier resolution already fixed.
+    """The resolutions of the grid that bring new rings to an n-sized input, smallest first:
+    each output ring comes from the smallest grid resolution whose (pooled) grid keeps it.
+
+    Grid points up to n are used as they are. An input off the grid (between two points)
+    carries rings that no grid point <= n keeps; those come from the next grid point r > n,
+    computed on the input up-sampled to r (zero-padded spectrum), so the layer at n is
+    ``D_n f(U_r x)``, the grid layer seen through ideal resampling. Only rings the output
+    keeps are taken. Resolutions that add no ring (e.g. r = 2m + 2 after 2m + 1) are
+    skipped: they would only recompute rings an earlier resolution already fixed. An input
+    larger than the grid's last point gets no rings above that point's.
     """
+    carried = kept_modes(-(-n // pool_window))  # the highest ring the output keeps
     steps: list[Step] = []
     top = -1
-    for r in range(base_res, min(n, max_res) + 1, increment):
+    for r in grid_resolutions(base_res, max_res, increment):
         g = -(-r // pool_window)
-        m = kept_modes(g)
+        m = min(kept_modes(g), carried)
         if m > top:
             steps.append(Step(r, g, top + 1, m))
             top = m
+        if r >= n:
+            break
     return steps
 
 

@@ -46,8 +46,9 @@ def _ring_index(lo: int, hi: int, grid: int, out: int) -> tuple[Tensor, Tensor, 
 
 
 def _resample_half(half: Tensor, n: int, r: int) -> Tensor:
-    """D_r of real n x n maps given their rfft2 (norm "forward"): crop, then irfft2 on r x r."""
-    m = kept_modes(r)
+    """D_r of real n x n maps given their rfft2 (norm "forward"): crop (or zero-pad, r > n),
+    then irfft2 on r x r."""
+    m = kept_modes(n, r)
     rows = torch.cat([half[..., : m + 1, : m + 1], half[..., n - m :, : m + 1]], dim=-2)
     crop = F.pad(rows, (0, r // 2 - m, 0, 0))  # (.., 2m + 1, r // 2 + 1)
     crop = torch.cat(
@@ -66,7 +67,8 @@ def reference_forward(
 ) -> Tensor:
     """The layer's output computed directly from its definition: a loop over resolutions.
 
-    For each resolution r of the grid that brings new rings: resample the real maps to r,
+    For each resolution r of the grid that brings new rings: resample the real maps to r (an
+    input off the grid is up-sampled to the next grid point for its top rings),
     apply the resolution's instance norm and sigma (then, with pooling, low-pass to
     ceil(r / p) modes and max-pool), take the DFT and copy the new rings into the output.
     The maps' rfft2 is taken once, as the published loop does; ``literal=True`` calls
