@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scale_eq.fourier._batched as batched
 import scale_eq.fourier._batched1d as batched1d
+import scale_eq.fourier._batched2d as batched2d
 from scale_datasets.ops.fourier import (
     resample,
     resample_1d,
@@ -157,12 +157,14 @@ def test_chunks_and_unrepeated_matrices_do_not_change_the_result(monkeypatch, po
     m = layer.output_size(28)
     probe = torch.complex(_maps((4, 3, m, m), 8), _maps((4, 3, m, m), 9))
     whole = _run(layer, layer, x, probe)
-    monkeypatch.setattr(batched, "_CPU_CHUNK_BYTES", 1)  # one sample per chunk
-    monkeypatch.setattr(batched, "_REP_BYTES", 0)
+    monkeypatch.setattr(batched2d, "_CPU_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(batched2d, "_REPEATED_BYTES", 0)
     layer._plans.clear()
     layer._buckets.clear()
     chunked = _run(layer, layer, x, probe)
-    assert all("_rep" not in k for b in layer._buckets.values() for k in b.tensors)
+    repeated = ("synthesis_repeated", "lowpass_repeated", "ring_dft_repeated")
+    for bucket in layer._buckets.values():
+        assert all(getattr(bucket, name) is None for name in (*repeated, "ring_cols_repeated"))
     for a, b in zip(
         [whole[0], whole[1], *whole[2]], [chunked[0], chunked[1], *chunked[2]], strict=True
     ):

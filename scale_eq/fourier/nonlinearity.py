@@ -52,9 +52,11 @@ This module holds the layers, their arguments and the per-resolution norms. The 
 (:func:`.reference.reference_forward`) is a Python loop with an FFT pair, a norm and sigma per
 resolution; the layers compute the same numbers (to round-off, forward and backward) with a few
 batched matrix products on all resolutions at once: :mod:`._batched2d` (with a hand-written
-backward) and :mod:`._batched1d`, on the plans of :mod:`._batched`. A plan's matrices are built
-in float64, cast, and cached on the layer (not in its ``state_dict``) per (input size, dtype,
-device); the 2D buckets are shared by every input size.
+backward) and :mod:`._batched1d`, on typed plans (:class:`._batched2d.Plan2d` and its
+:class:`._batched2d.Bucket2d` s, :class:`._batched1d.Plan1d`: every matrix and index map a
+named field). A plan's matrices are built in float64, cast, and cached on the layer (not in
+its ``state_dict``) per (input size, dtype, device); the 2D buckets are shared by every input
+size.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ._batched import Activation, Bucket, Plan, cast
-from ._batched1d import forward_1d, plan_1d
-from ._batched2d import bucket_2d, bucket_sizes, forward_2d, plan_2d
+from ._batched import Activation
+from ._batched1d import Plan1d, forward_1d, plan_1d
+from ._batched2d import Bucket2d, Plan2d, bucket_2d, bucket_sizes, forward_2d, plan_2d
 from ._grids import Step, grid_resolutions, schedule
 from ._layout import from_mode_major, mode_major
 
@@ -183,8 +185,8 @@ class _ScaleEqBase(nn.Module):
             )
         # plans by (input size, dtype, device), and the 2D buckets they share, by (first
         # step, steps, dtype, device): built on first use in float64, cast, and cached
-        self._plans: dict[tuple[int, torch.dtype, torch.device], Plan] = {}
-        self._buckets: dict[tuple[int, int, torch.dtype, torch.device], Bucket] = {}
+        self._plans: dict[tuple[int, torch.dtype, torch.device], Plan1d | Plan2d] = {}
+        self._buckets: dict[tuple[int, int, torch.dtype, torch.device], Bucket2d] = {}
 
     @property
     def grid(self) -> range:
@@ -208,17 +210,17 @@ class _ScaleEqBase(nn.Module):
             f"pool_window={self.pool_window}" + (", impl='loop'" if self.impl == "loop" else "")
         )
 
-    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
+    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan1d | Plan2d:
         raise NotImplementedError
 
-    def _plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
+    def _plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan1d | Plan2d:
         key = (n, dtype, device)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._build_plan(n, dtype, device)
         return plan
 
-    def _norm_params(self, plan: Plan) -> tuple[Tensor, Tensor, float] | None:
+    def _norm_params(self, plan: Plan1d | Plan2d) -> tuple[Tensor, Tensor, float] | None:
         """(weight, bias) of the norms of the plan's resolutions, each (R, C), and eps."""
         if self.norms is None:
             return None
@@ -271,7 +273,7 @@ class ScaleEqNonlinearity(_ScaleEqBase):
         """Samples per axis of the output for an n x n input: ceil(n / pool_window)."""
         return -(-n // self.pool_window)
 
-    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
+    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan2d:
         """The buckets split the full schedule (that of max_res) once, and an input of size n
         uses those its schedule covers (the last one cut short), so every input size shares
         them: only the coefficient reader and the gather map depend on n."""
@@ -298,6 +300,7 @@ class ScaleEqNonlinearity(_ScaleEqBase):
             return reference_forward(self, spectrum)
         dtype = _REAL[spectrum.dtype]
         plan = self._plan(n, dtype, spectrum.device)
+        assert isinstance(plan, Plan2d)
         B, C, m = spectrum.shape[0], spectrum.shape[1], plan.out_n
         size = plan.chunk_size(dtype.itemsize, spectrum.device, C)  # whole samples per chunk
         flat = mode_major(spectrum).view(n * n, B * C)  # no copy when mode-major already
@@ -329,11 +332,8 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
     ) -> None:
         super().__init__(activation, base_res, max_res, channels, normalization, increment, 1, impl)
 
-    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan:
-        plan = plan_1d(n, self.schedule(n), self.norms is not None)
-        plan.tensors = cast(plan.tensors, dtype, device)
-        plan.buckets = [b.to(dtype, device) for b in plan.buckets]
-        return plan
+    def _build_plan(self, n: int, dtype: torch.dtype, device: torch.device) -> Plan1d:
+        return plan_1d(n, self.schedule(n), self.norms is not None).to(dtype, device)
 
     def forward(self, spectrum: Tensor) -> Tensor:
         n = _check_spectrum(spectrum, 1, self.base_res, self.channels, self.normalization)
@@ -343,4 +343,5 @@ class ScaleEqNonlinearity1d(_ScaleEqBase):
             return reference_forward_1d(self, spectrum)
         dtype = _REAL[spectrum.dtype]
         plan = self._plan(n, dtype, spectrum.device)
+        assert isinstance(plan, Plan1d)
         return forward_1d(spectrum, plan, self.activation, self._norm_params(plan))
