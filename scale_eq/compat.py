@@ -48,6 +48,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from scale_datasets.ops.fourier import kept_modes
+
 __all__ = [
     "IMAG_RTOL",
     "PublishedFourier",
@@ -364,8 +366,8 @@ def _map_conv(
             "of the ring |k| = %d, ours both (the real maps differ on that ring)",
             key,
             g,
-            (g - 1) // 2,
-            (g - 1) // 2,
+            kept_modes(g),
+            kept_modes(g),
         )
     ours_key = _join(ours, "weight")
     out.put(ours_key, _embed(kernel.real, g, local).to(_real_dtype(weight.dtype)), key)

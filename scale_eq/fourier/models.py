@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from scale_datasets.ops.fourier import kept_modes
+
 from ..registry import register_model
 from .head import ScaleConsistentHead
 from .nonlinearity import ScaleEqNonlinearity, ScaleEqNonlinearity1d
@@ -135,9 +137,9 @@ class FourierBlock(nn.Module):
 
 def _grid_cap(spec: StageSpec) -> int:
     """The smallest resolution of the stage's grid that has every ring its convolutions pass."""
-    need = (spec.global_modes - 1) // 2
+    need = kept_modes(spec.global_modes)
     for r in range(spec.base_res, spec.max_res + 1, spec.increment):
-        if (r - 1) // 2 >= need:
+        if kept_modes(r) >= need:
             return r
     return spec.max_res
 

@@ -83,7 +83,7 @@ def _dft_matrix(global_modes: int, local_modes: int, device: torch.device) -> to
     m. The product ``k (a - n // 2)`` is reduced modulo G in integers and the matrix built in
     float64, so the phases are exact to one rounding in either working precision.
     """
-    m = (global_modes - 1) // 2
+    m = kept_modes(global_modes)
     k = torch.cat([torch.arange(m + 1), torch.arange(-m, 0)])
     offsets = torch.arange(local_modes) - local_modes // 2
     turns = torch.remainder(torch.outer(k, offsets), global_modes).to(torch.float64)
@@ -161,7 +161,7 @@ class _SpectralConvNd(nn.Module):
     @property
     def max_modes(self) -> int:
         """The highest |k| the layer can pass: (G - 1) // 2."""
-        return (self.global_modes - 1) // 2
+        return kept_modes(self.global_modes)
 
     def reset_parameters(self) -> None:
         """Kaiming-like normal init over the fan-in ``in_channels * n**ndim``.
