@@ -506,19 +506,21 @@ def _steps_of(bucket: Bucket2d) -> slice:
 
 
 def _core(
-    lead: Tensor,
+    coeffs: Tensor,
     scale: Tensor | None,
     offset: Tensor | None,
     bucket: Bucket2d,
     activation: Activation,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(h, z, a): y = D_r x for the bucket's resolutions (steps, P, P, maps) and h its first
-    factor (see :func:`_resampled`), a = sigma(z) with z = scale * y + offset; for ReLU, z is
-    overwritten by a (its backward needs only a)."""
-    y, h = _resampled(lead, bucket)
+    """(h, z, a) of one bucket, from the (K, K, maps) coefficients and the norm affine of every
+    step (steps, maps): y = D_r x for the bucket's resolutions (steps, P, P, maps) and h its
+    first factor (see :func:`_resampled`), a = sigma(z) with z = scale * y + offset; for ReLU,
+    z is overwritten by a (its backward needs only a)."""
+    y, h = _resampled(_lead(coeffs, bucket.coef_width), bucket)
     if scale is not None and offset is not None:
-        shape = (bucket.step_count, 1, 1, lead.shape[-1])
-        y = torch.addcmul(offset.view(shape), y, scale.view(shape))
+        own = _steps_of(bucket)
+        shape = (bucket.step_count, 1, 1, coeffs.shape[-1])
+        y = torch.addcmul(offset[own].view(shape), y, scale[own].view(shape))
     inplace = _INPLACE.get(activation)
     if inplace is None:
         return h, y, activation(y)
@@ -543,11 +545,7 @@ def _table(
     table[0] = 0.0
     at = 1
     for bucket in plan.buckets:
-        own = _steps_of(bucket)
-        bucket_scale = None if scale is None else scale[own]
-        bucket_offset = None if offset is None else offset[own]
-        lead = _lead(coeffs, bucket.coef_width)
-        h, z, a = _core(lead, bucket_scale, bucket_offset, bucket, activation)
+        h, z, a = _core(coeffs, scale, offset, bucket, activation)
         saved += [h if scale is not None else None, z]
         for part in _extract(a, bucket):
             table[at : at + part.shape[0]] = part
@@ -804,11 +802,7 @@ def _pooled_chunk(
         scale, offset = norm_affine(*_moments(coeffs, plan), *norm)
     parts = [coeffs.new_zeros(1, maps)]
     for bucket in plan.buckets:
-        own = _steps_of(bucket)
-        bucket_scale = None if scale is None else scale[own]
-        bucket_offset = None if offset is None else offset[own]
-        lead = _lead(coeffs, bucket.coef_width)
-        _, _, a = _core(lead, bucket_scale, bucket_offset, bucket, activation)
+        _, _, a = _core(coeffs, scale, offset, bucket, activation)
         parts += _extract(_pooled(a, bucket, pool), bucket)
     table = torch.cat(parts)  # (L, maps)
     re, im = table.index_select(0, plan.gather_index).view(2, -1, maps)  # (M M, maps) each
