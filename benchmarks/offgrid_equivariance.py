@@ -10,6 +10,9 @@ independent ideal operator (our D_r: ||D_(r/p) f(x) - f(D_r x)||^2 / ||D_(r/p) f
 averaged). Setups: the published README's conv 3 -> 32 (G 28, n 7) + pooled sigmoid (base 32,
 max 128, increment 32, pool 2), and the pooled sigmoid alone; inputs 8 white-noise samples at
 112, down-scaled to 80 and 48 (112 and 80 are off the grid 32, 64, 96, 128). float64, CPU.
+A third column runs the published rule with every ring taken wholly from the step that keeps
+it (the published code takes the row -m of a step's first ring m from the previous pooled
+grid's Nyquist row, which the smaller inputs share exactly).
 
     python benchmarks/offgrid_equivariance.py
 """
@@ -51,7 +54,11 @@ def pub_keepsize(X, num, keep, isfreq=True):
     return torch.fft.irfft2(Y, s=(keep, keep), norm="forward")
 
 
-def pub_pooled_nl(x_ft, act, base, inc, p):
+def pub_pooled_nl(x_ft, act, base, inc, p, nyquist_halves=True):
+    """The published pooled nonlinearity. With ``nyquist_halves=False`` (an ablation, not the
+    published code) the row -m of each step's first ring m is taken from the step that keeps
+    ring m, not from the previous (pooled) grid's Nyquist row: every ring wholly from the
+    step that keeps it, as in our definition."""
     x = torch.fft.ifft2(x_ft, norm="forward").real
     N = x.shape[-1]
     out_res = math.ceil(N / p)
@@ -61,8 +68,9 @@ def pub_pooled_nl(x_ft, act, base, inc, p):
     xb = F.max_pool2d(pub_keepsize(xb, q, base, isfreq=False), p, ceil_mode=True)
     res = xb.shape[-1]
     z = torch.fft.rfft2(xb, norm="forward")
+    low = res // 2 if nyquist_halves else res // 2 - 1  # negative rows the base grid gives
     out[..., : res // 2, : res // 2 + 1] = z[..., : res // 2, : res // 2 + 1]
-    out[..., -(res // 2) :, : res // 2 + 1] = z[..., -(res // 2) :, : res // 2 + 1]
+    out[..., -low:, : res // 2 + 1] = z[..., -low:, : res // 2 + 1]
     X = torch.fft.rfft2(x, norm="forward")
     prev = res // 2 + 1
     for r in range(base + inc, N + inc, inc):
@@ -71,10 +79,9 @@ def pub_pooled_nl(x_ft, act, base, inc, p):
         c = y.shape[-1]
         z = torch.fft.rfft2(y, norm="forward")
         t = min(out_res, c)
+        stop = -(prev - 1) if nyquist_halves else -(prev - 2)  # negative rows end
         out[..., prev - 1 : t // 2, : t // 2 + 1] = z[..., prev - 1 : t // 2, : t // 2 + 1]
-        out[..., -(t // 2) : -(prev - 1), : t // 2 + 1] = z[
-            ..., -(t // 2) : -(prev - 1), : t // 2 + 1
-        ]
+        out[..., -(t // 2) : stop, : t // 2 + 1] = z[..., -(t // 2) : stop, : t // 2 + 1]
         out[..., : t // 2, prev - 1 : t // 2 + 1] = z[..., : t // 2, prev - 1 : t // 2 + 1]
         out[..., -(t // 2) :, prev - 1 : t // 2 + 1] = z[..., -(t // 2) :, prev - 1 : t // 2 + 1]
         prev = t // 2 + 1
@@ -138,26 +145,33 @@ def main() -> None:
     def pub_nl(s):
         return pub_pooled_nl(s, torch.sigmoid, 32, 32, 2)
 
+    def pub_nl_own_rings(s):
+        return pub_pooled_nl(s, torch.sigmoid, 32, 32, 2, nyquist_halves=False)
+
     conv = SpectralConv2d(3, 32, 28, 7, dtype=F64)
     img3 = torch.randn(8, 3, 112, 112, dtype=F64)
     img32 = torch.randn(8, 32, 112, 112, dtype=F64)
     with torch.no_grad():
-        for name, f_ours, f_pub, img in [
+        for name, f_ours, f_pub, f_own, img in [
             (
                 "README setup (conv 3->32, pooled sigmoid)",
                 lambda s: ours_nl(conv(s)),
                 lambda s: pub_nl(conv(s)),
+                lambda s: pub_nl_own_rings(conv(s)),
                 img3,
             ),
-            ("pooled sigmoid alone", ours_nl, pub_nl, img32),
+            ("pooled sigmoid alone", ours_nl, pub_nl, pub_nl_own_rings, img32),
         ]:
             print(name)
             for tester, fn in (
                 ("published tester", lambda f, x: published_tester(f, x, sizes)),
                 ("independent D_r", lambda f, x: independent(f, x, sizes, 2)),
             ):
-                ours, pub = fn(f_ours, img), fn(f_pub, img)
-                print(f"  {tester:17s} ours {ours:.2e}  published rule {pub:.2e}")
+                ours, pub, own = fn(f_ours, img), fn(f_pub, img), fn(f_own, img)
+                print(
+                    f"  {tester:17s} ours {ours:.2e}  published rule {pub:.2e}  "
+                    f"published, rings wholly from their step {own:.2e}"
+                )
 
 
 if __name__ == "__main__":

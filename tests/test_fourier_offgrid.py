@@ -226,9 +226,11 @@ def test_off_the_grid_at_least_as_close_as_the_published_layer(setup):
         assert published <= PUBLISHED[(setup, "published")] and independent <= 1e-20
     else:
         # white noise fills the band between 80 and 96 that the 80-sized input lacks, so the
-        # rings from 96 differ (the bound below); within 5% of the published layer's error
-        # under its tester, whose even-sized inputs keep half their Nyquist line, which the
-        # published layer feeds to its up-sampled step and ours (like D_r) does not
+        # rings from 96 differ (the bound below). Within 5% of the published layer's error
+        # under its tester, whose even-sized inputs keep half their Nyquist line: the
+        # published layer takes half of each step's first ring from the previous grid's
+        # Nyquist row and reads the input's Nyquist line; ours, like D_r, reads none
+        # (benchmarks/offgrid_equivariance.py has the ablation)
         assert published <= 1.05 * PUBLISHED[(setup, "published")]
         assert independent <= 0.1 * PUBLISHED[(setup, "independent")]
 
