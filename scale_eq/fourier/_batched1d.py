@@ -36,11 +36,15 @@ class Bucket1d:
     first_step: int  # index of its first step in the schedule
     step_count: int
     padded_res: int  # P
-    coef_width: int  # width of the leading block of real coefficients it needs
     synthesis_t: Tensor  # (width, steps P): B_r^T of each step, zero columns below P
     # (steps P, 2 top + 1): the cos and sin of each step's new modes on its grid, as columns
     # [cos 0..top | sin 1..top], zero where another step brings the mode
     new_modes: Tensor
+
+    @property
+    def coef_width(self) -> int:
+        """Width of the leading block of real coefficients it needs."""
+        return 2 * kept_modes(self.padded_res) + 1
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,6 @@ class Plan1d:
 
     n: int
     steps: tuple[Step, ...]
-    coef_width: int  # K: width of the real coefficient block
     analysis_t: Tensor  # (n, K): real coefficients of a map (zero above an off-grid n's modes)
     buckets: tuple[Bucket1d, ...]
     # where each output mode's (Re, Im) is read in the (maps, 2 top + 2) table of cos / sin
@@ -98,7 +101,6 @@ def plan_1d(n: int, steps: list[Step], norm: bool) -> Plan1d:
                 first_step=first,
                 step_count=count,
                 padded_res=padded,
-                coef_width=bucket_width,
                 synthesis_t=syn.reshape(count * padded, bucket_width).T.contiguous(),
                 new_modes=new_modes.reshape(count * padded, 2 * top + 1),
             )
@@ -118,7 +120,6 @@ def plan_1d(n: int, steps: list[Step], norm: bool) -> Plan1d:
     return Plan1d(
         n=n,
         steps=tuple(steps),
-        coef_width=width,
         analysis_t=analysis.contiguous(),
         buckets=tuple(buckets),
         real_index=real_index,

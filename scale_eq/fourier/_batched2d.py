@@ -82,7 +82,6 @@ class Bucket2d:
     first_step: int  # index of its first step in the schedule
     step_count: int
     padded_res: int  # P: the resampled maps are zero-padded to P x P
-    coef_width: int  # width of the leading block of real coefficients it needs
     ring_grid: int  # padded size of the grids the rings are read from (P, or ceil(P / p))
     ring_slots: int  # most rings a (non-base) step of the bucket brings
     top_ring: int  # highest ring it brings
@@ -105,6 +104,12 @@ class Bucket2d:
     ring_cols_repeated: Tensor | None = None
     ring_cols_dft_cos: Tensor | None = None  # (ring steps, 2 (2 top + 1), pe)
     ring_cols_dft_sin: Tensor | None = None
+
+    @property
+    def coef_width(self) -> int:
+        """Width of the leading block of real coefficients it needs: its grids keep no
+        higher frequency than P's."""
+        return 2 * kept_modes(self.padded_res) + 1
 
     @property
     def has_base(self) -> bool:
@@ -156,14 +161,22 @@ class Plan2d:
     n: int
     out_n: int
     steps: tuple[Step, ...]
-    coef_width: int  # K: width of the real coefficient block the buckets read
-    read_width: int  # width of the block read off the input (K, or less off the grid)
     buckets: tuple[Bucket2d, ...]
     coef_index: Tensor  # flat positions of the modes the coefficients need
     coef_unread: Tensor  # the other positions (zeroed in the input's gradient)
     gather_index: Tensor  # table rows of (Re, Im) of each output coefficient
     gather_sign: Tensor  # sign of Im of each output coefficient (a conjugate half: -1)
     variance_weights: Tensor | None = None  # (steps, K^2), with a norm (Parseval)
+
+    @property
+    def coef_width(self) -> int:
+        """K: width of the real coefficient block the buckets read."""
+        return 2 * kept_modes(self.steps[-1].res) + 1
+
+    @property
+    def read_width(self) -> int:
+        """Width of the block read off the input: K, or less for an input off the grid."""
+        return 2 * kept_modes(self.n, self.steps[-1].res) + 1
 
     @property
     def table_rows(self) -> int:
@@ -211,8 +224,7 @@ def plan_2d(
     width = 2 * kept_modes(steps[-1].res) + 1
     # an input off the grid is read up to its own modes; the next grid point's block is wider
     # and sees zeros above them (the input up-sampled, see _grids.schedule)
-    read = kept_modes(n, steps[-1].res)
-    coef_index = coefficient_reader(n, read)
+    coef_index = coefficient_reader(n, kept_modes(n, steps[-1].res))
     unread = torch.ones(n * n, dtype=torch.bool)
     unread[coef_index] = False
     out_n = -(-n // pool)
@@ -221,8 +233,6 @@ def plan_2d(
         n=n,
         out_n=out_n,
         steps=tuple(steps),
-        coef_width=width,
-        read_width=2 * read + 1,
         buckets=tuple(buckets),
         coef_index=coef_index,
         coef_unread=unread.nonzero().flatten(),
@@ -279,7 +289,6 @@ def bucket_2d(steps: list[Step], first: int, count: int, pool: int) -> Bucket2d:
         first_step=first,
         step_count=count,
         padded_res=padded,
-        coef_width=width,
         ring_grid=grid,
         ring_slots=slots,
         top_ring=top,

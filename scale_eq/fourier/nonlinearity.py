@@ -180,7 +180,7 @@ class _ScaleEqBase(nn.Module):
             self.norms = nn.ModuleDict(
                 {
                     str(step.res): self._norm_cls(channels, affine=True)
-                    for step in self.schedule(self.grid[-1])
+                    for step in self.full_schedule()
                 }
             )
         # plans by (input size, dtype, device), and the 2D buckets they share, by (first
@@ -201,6 +201,11 @@ class _ScaleEqBase(nn.Module):
     def schedule(self, n: int) -> list[Step]:
         """The resolutions that bring new output rings for an n-sized input, with their rings."""
         return schedule(n, self.base_res, self.max_res, self.increment, self.pool_window)
+
+    def full_schedule(self) -> list[Step]:
+        """The schedule of the whole grid (of its last point): the resolutions that own a norm
+        and that the 2D buckets are cut from."""
+        return self.schedule(self.grid[-1])
 
     def extra_repr(self) -> str:
         act = getattr(self.activation, "__name__", repr(self.activation))
@@ -277,7 +282,7 @@ class ScaleEqNonlinearity(_ScaleEqBase):
         """The buckets split the full schedule (that of max_res) once, and an input of size n
         uses those its schedule covers (the last one cut short), so every input size shares
         them: only the coefficient reader and the gather map depend on n."""
-        full, steps = self.schedule(self.grid[-1]), self.schedule(n)
+        full, steps = self.full_schedule(), self.schedule(n)
         buckets, first = [], 0
         for count in bucket_sizes(full):
             if first >= len(steps):
