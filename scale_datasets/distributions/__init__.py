@@ -20,7 +20,7 @@ Users add laws with `register_distribution("name")` on a class (constructed with
 numbers; it needs `sample(rng, n)` and may have `cdf(x)`, `pdf(x)` and `support`) or on a function
 `f(rng, n, *params) -> array` (no cdf or pdf, support (0, inf)).
 
-Modules: `base` (the `ScaleLaw` base and shared checks), `continuous`, `discrete` and `mixture`
+Modules: `base` (the `ScaleLaw` base), `continuous`, `discrete` and `mixture`
 (the built-in laws), `registry` (`register_distribution`, `list_distributions`, `RegisteredLaw`)
 and `spec` (`parse_distribution`).
 """

@@ -1,10 +1,9 @@
-"""The `ScaleLaw` base class and the checks and number formatting the built-in laws share."""
+"""The `ScaleLaw` base class, and the number check and formatting every law shares."""
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,32 +24,6 @@ def _as_float(law: str, name: str, value: Any) -> float:
     if not math.isfinite(x):
         raise InvalidParameterError(f"{law}: {name} must be finite, got {x!r}")
     return x
-
-
-def _floats(law: ScaleLaw, *names: str) -> None:
-    """Convert the named fields of a frozen dataclass law to finite floats, in place."""
-    for name in names:
-        object.__setattr__(law, name, _as_float(law.name, name, getattr(law, name)))
-
-
-def _check_interval(law: str, lo: float, hi: float) -> None:
-    if lo <= 0:
-        raise InvalidParameterError(
-            f"{law}: lo must be > 0, scales live in (0, inf) (got lo={lo!r})"
-        )
-    if lo >= hi:
-        raise InvalidParameterError(f"{law}: lo must be < hi (got lo={lo!r}, hi={hi!r})")
-
-
-def _check_positive(law: str, name: str, value: float) -> None:
-    if value <= 0:
-        raise InvalidParameterError(f"{law}: {name} must be > 0 (got {name}={value!r})")
-
-
-def _no_mass(law: str, lo: float, hi: float) -> InvalidParameterError:
-    return InvalidParameterError(
-        f"{law}: [lo, hi] = [{lo!r}, {hi!r}] holds no probability mass in floating point"
-    )
 
 
 class ScaleLaw(ABC):
@@ -130,11 +103,3 @@ class ScaleLaw(ABC):
 
     def __str__(self) -> str:
         return self.canonical
-
-
-class _FieldParams:
-    """`params` from the dataclass fields, in declaration (= positional) order."""
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]

@@ -6,31 +6,67 @@ Each samples by inverse cdf from `rng.random(n)`; cdf and pdf match scipy's wher
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from .base import ScaleLaw, _check_interval, _check_positive, _FieldParams, _floats, _no_mass
+from ..errors import InvalidParameterError
+from .base import ScaleLaw, _as_float
+
+
+class _Interval(ScaleLaw):
+    """A law on [lo, hi], 0 < lo < hi, whose parameters are its dataclass fields (positional
+    order), each a finite float; `positive` names the one besides lo and hi that must be > 0."""
+
+    lo: float
+    hi: float
+    positive: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            object.__setattr__(self, f.name, _as_float(self.name, f.name, getattr(self, f.name)))
+        if self.positive is not None and getattr(self, self.positive) <= 0:
+            value = getattr(self, self.positive)
+            raise InvalidParameterError(
+                f"{self.name}: {self.positive} must be > 0 (got {self.positive}={value!r})"
+            )
+        if self.lo <= 0:
+            raise InvalidParameterError(
+                f"{self.name}: lo must be > 0, scales live in (0, inf) (got lo={self.lo!r})"
+            )
+        if self.lo >= self.hi:
+            raise InvalidParameterError(
+                f"{self.name}: lo must be < hi (got lo={self.lo!r}, hi={self.hi!r})"
+            )
+        if not self._has_mass():
+            raise InvalidParameterError(
+                f"{self.name}: [lo, hi] = [{self.lo!r}, {self.hi!r}] holds no probability mass "
+                "in floating point"
+            )
+
+    def _has_mass(self) -> bool:
+        """Whether [lo, hi] holds probability in floating point (checked when made)."""
+        return True
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return (self.lo, self.hi)
 
 
 @dataclass(frozen=True)
-class Uniform(_FieldParams, ScaleLaw):
+class Uniform(_Interval):
     """Uniform on [lo, hi]."""
 
     lo: float
     hi: float
     name: ClassVar[str] = "uniform"
-
-    def __post_init__(self) -> None:
-        _floats(self, "lo", "hi")
-        _check_interval(self.name, self.lo, self.hi)
-
-    @property
-    def support(self) -> tuple[float, float]:
-        return (self.lo, self.hi)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         u = rng.random(n)
@@ -47,22 +83,15 @@ class Uniform(_FieldParams, ScaleLaw):
 
 
 @dataclass(frozen=True)
-class LogUniform(_FieldParams, ScaleLaw):
+class LogUniform(_Interval):
     """log s uniform on [log lo, log hi] (scipy `loguniform(lo, hi)`)."""
 
     lo: float
     hi: float
     name: ClassVar[str] = "loguniform"
 
-    def __post_init__(self) -> None:
-        _floats(self, "lo", "hi")
-        _check_interval(self.name, self.lo, self.hi)
-        if not math.log(self.hi) > math.log(self.lo):
-            raise _no_mass(self.name, self.lo, self.hi)
-
-    @property
-    def support(self) -> tuple[float, float]:
-        return (self.lo, self.hi)
+    def _has_mass(self) -> bool:
+        return math.log(self.hi) > math.log(self.lo)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         a, b = math.log(self.lo), math.log(self.hi)
@@ -82,7 +111,7 @@ class LogUniform(_FieldParams, ScaleLaw):
 
 
 @dataclass(frozen=True)
-class TruncNorm(_FieldParams, ScaleLaw):
+class TruncNorm(_Interval):
     """Normal(mean, sd^2) truncated to [lo, hi] (scipy `truncnorm`, a = (lo - mean) / sd)."""
 
     mean: float
@@ -90,14 +119,11 @@ class TruncNorm(_FieldParams, ScaleLaw):
     lo: float
     hi: float
     name: ClassVar[str] = "truncnorm"
+    positive: ClassVar[str | None] = "sd"
 
-    def __post_init__(self) -> None:
-        _floats(self, "mean", "sd", "lo", "hi")
-        _check_positive(self.name, "sd", self.sd)
-        _check_interval(self.name, self.lo, self.hi)
+    def _has_mass(self) -> bool:
         probe = self._ppf(np.array([0.0, 0.5, 1.0]))
-        if not (np.isfinite(probe).all() and self.lo <= probe[1] <= self.hi):
-            raise _no_mass(self.name, self.lo, self.hi)
+        return bool(np.isfinite(probe).all() and self.lo <= probe[1] <= self.hi)
 
     @property
     def _ab(self) -> tuple[float, float]:
@@ -106,10 +132,6 @@ class TruncNorm(_FieldParams, ScaleLaw):
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         a, b = self._ab
         return stats.truncnorm.ppf(u, a, b, loc=self.mean, scale=self.sd)
-
-    @property
-    def support(self) -> tuple[float, float]:
-        return (self.lo, self.hi)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.clip(self._ppf(rng.random(n)), self.lo, self.hi)
@@ -126,7 +148,7 @@ class TruncNorm(_FieldParams, ScaleLaw):
 
 
 @dataclass(frozen=True)
-class TruncLogNorm(_FieldParams, ScaleLaw):
+class TruncLogNorm(_Interval):
     """log s ~ Normal(mu, sigma^2) truncated to [log lo, log hi]."""
 
     mu: float
@@ -134,16 +156,14 @@ class TruncLogNorm(_FieldParams, ScaleLaw):
     lo: float
     hi: float
     name: ClassVar[str] = "trunclognorm"
+    positive: ClassVar[str | None] = "sigma"
 
-    def __post_init__(self) -> None:
-        _floats(self, "mu", "sigma", "lo", "hi")
-        _check_positive(self.name, "sigma", self.sigma)
-        _check_interval(self.name, self.lo, self.hi)
-        if not math.log(self.hi) > math.log(self.lo):
-            raise _no_mass(self.name, self.lo, self.hi)
+    def _has_mass(self) -> bool:
+        log_lo, log_hi = math.log(self.lo), math.log(self.hi)
+        if not log_hi > log_lo:
+            return False
         probe = self._log_ppf(np.array([0.0, 0.5, 1.0]))
-        if not (np.isfinite(probe).all() and math.log(self.lo) <= probe[1] <= math.log(self.hi)):
-            raise _no_mass(self.name, self.lo, self.hi)
+        return bool(np.isfinite(probe).all() and log_lo <= probe[1] <= log_hi)
 
     @property
     def _ab(self) -> tuple[float, float]:
@@ -155,10 +175,6 @@ class TruncLogNorm(_FieldParams, ScaleLaw):
     def _log_ppf(self, u: np.ndarray) -> np.ndarray:
         a, b = self._ab
         return stats.truncnorm.ppf(u, a, b, loc=self.mu, scale=self.sigma)
-
-    @property
-    def support(self) -> tuple[float, float]:
-        return (self.lo, self.hi)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.clip(np.exp(self._log_ppf(rng.random(n))), self.lo, self.hi)
@@ -180,7 +196,7 @@ class TruncLogNorm(_FieldParams, ScaleLaw):
 
 
 @dataclass(frozen=True)
-class Cauchy(_FieldParams, ScaleLaw):
+class Cauchy(_Interval):
     """Cauchy(loc, scale) truncated to [lo, hi], sampled by inverse cdf on the interval."""
 
     loc: float
@@ -188,14 +204,11 @@ class Cauchy(_FieldParams, ScaleLaw):
     lo: float
     hi: float
     name: ClassVar[str] = "cauchy"
+    positive: ClassVar[str | None] = "scale"
 
-    def __post_init__(self) -> None:
-        _floats(self, "loc", "scale", "lo", "hi")
-        _check_positive(self.name, "scale", self.scale)
-        _check_interval(self.name, self.lo, self.hi)
+    def _has_mass(self) -> bool:
         a, b = self._angles
-        if not b > a:
-            raise _no_mass(self.name, self.lo, self.hi)
+        return b > a
 
     @property
     def _angles(self) -> tuple[float, float]:
@@ -203,10 +216,6 @@ class Cauchy(_FieldParams, ScaleLaw):
             math.atan((self.lo - self.loc) / self.scale),
             math.atan((self.hi - self.loc) / self.scale),
         )
-
-    @property
-    def support(self) -> tuple[float, float]:
-        return (self.lo, self.hi)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         a, b = self._angles
