@@ -678,8 +678,11 @@ def test_package_exports_lazily():
     )
 
 
-def test_module_does_not_import_torch():
-    code = "import sys, scale_datasets.distributions; assert 'torch' not in sys.modules"
+def test_module_does_not_import_torch_or_scipy_stats():
+    code = (
+        "import sys, scale_datasets.distributions; "
+        "assert 'torch' not in sys.modules and 'scipy.stats' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

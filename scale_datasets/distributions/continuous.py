@@ -11,10 +11,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from ..errors import InvalidParameterError
 from .base import ScaleLaw, _as_float
+
+
+def _truncnorm() -> Any:
+    """scipy's truncnorm, imported on first use: importing scipy.stats is slow, and every command
+    that loads the presets (`list`, `info`, a worker) would pay for it."""
+    from scipy.stats import truncnorm
+
+    return truncnorm
 
 
 class _Interval(ScaleLaw):
@@ -131,7 +138,7 @@ class TruncNorm(_Interval):
 
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         a, b = self._ab
-        return stats.truncnorm.ppf(u, a, b, loc=self.mean, scale=self.sd)
+        return _truncnorm().ppf(u, a, b, loc=self.mean, scale=self.sd)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.clip(self._ppf(rng.random(n)), self.lo, self.hi)
@@ -139,12 +146,12 @@ class TruncNorm(_Interval):
     def cdf(self, x: npt.ArrayLike) -> np.ndarray:
         a, b = self._ab
         x = np.asarray(x, dtype=np.float64)
-        return np.asarray(stats.truncnorm.cdf(x, a, b, loc=self.mean, scale=self.sd), np.float64)
+        return np.asarray(_truncnorm().cdf(x, a, b, loc=self.mean, scale=self.sd), np.float64)
 
     def pdf(self, x: npt.ArrayLike) -> np.ndarray:
         a, b = self._ab
         x = np.asarray(x, dtype=np.float64)
-        return np.asarray(stats.truncnorm.pdf(x, a, b, loc=self.mean, scale=self.sd), np.float64)
+        return np.asarray(_truncnorm().pdf(x, a, b, loc=self.mean, scale=self.sd), np.float64)
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ class TruncLogNorm(_Interval):
 
     def _log_ppf(self, u: np.ndarray) -> np.ndarray:
         a, b = self._ab
-        return stats.truncnorm.ppf(u, a, b, loc=self.mu, scale=self.sigma)
+        return _truncnorm().ppf(u, a, b, loc=self.mu, scale=self.sigma)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.clip(np.exp(self._log_ppf(rng.random(n))), self.lo, self.hi)
@@ -183,7 +190,7 @@ class TruncLogNorm(_Interval):
         a, b = self._ab
         x = np.clip(np.asarray(x, dtype=np.float64), self.lo, self.hi)
         return np.asarray(
-            stats.truncnorm.cdf(np.log(x), a, b, loc=self.mu, scale=self.sigma), np.float64
+            _truncnorm().cdf(np.log(x), a, b, loc=self.mu, scale=self.sigma), np.float64
         )
 
     def pdf(self, x: npt.ArrayLike) -> np.ndarray:
@@ -191,7 +198,7 @@ class TruncLogNorm(_Interval):
         x = np.asarray(x, dtype=np.float64)
         inside = (x >= self.lo) & (x <= self.hi)
         safe = np.where(inside, x, self.lo)
-        dens = stats.truncnorm.pdf(np.log(safe), a, b, loc=self.mu, scale=self.sigma) / safe
+        dens = _truncnorm().pdf(np.log(safe), a, b, loc=self.mu, scale=self.sigma) / safe
         return np.where(inside, dens, 0.0)
 
 
