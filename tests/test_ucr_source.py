@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from scale_datasets.errors import InvalidParameterError, SourceCorruptError, SourceNotFoundError
 from scale_datasets.sources import ucr
+from scale_datasets.sources.ts import read_ts
 from scale_datasets.sources.ucr import (
     UCR_DOWNLOAD_URL,
     UCR_URL_ENV,
     load_ucr,
     packaged_problem_dirs,
-    read_ts,
 )
 
 # keyword -> value; the order is the order written
@@ -371,6 +371,9 @@ def test_source_dir_without_the_files(tmp_path: Path) -> None:
         load_ucr("Tiny", source_dir=tmp_path)
     message = str(caught.value)
     assert str(tmp_path) in message and "Tiny_TEST.ts" in message and "\n" not in message
+    (tmp_path / "Tiny_TEST.ts").mkdir()
+    with pytest.raises(SourceNotFoundError, match=r"has Tiny_TEST\.ts as a directory, not a file"):
+        load_ucr("Tiny", source_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name", ["", "../GunPoint", "a/b", "Gun Point", "x.zip"])

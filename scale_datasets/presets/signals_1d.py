@@ -22,12 +22,13 @@ import numpy as np
 from ..errors import InvalidParameterError
 from ..rng import Streams
 from ..sources.common import Source
+from ..sources.ts import FILL_MISSING_MODES
 from ..splits import equal_groups, stratified_partition
 from ..storage.format import SPLITS, realisation_group
 from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, register, split_plan
 from .params import PresetParams, option, require
 
-FILL_MISSING = ("reject", "zero", "linear")
+FILL_MISSING = ("reject", *FILL_MISSING_MODES)
 # The archive's train share kept for training when val is carved from it by default.
 DEFAULT_TRAIN_SHARE = 0.8
 
