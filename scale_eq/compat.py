@@ -119,8 +119,7 @@ def _mat_atol(dtype: torch.dtype) -> float:
     """Tolerance of a saved ``mat``: four ulps of the checkpoint's precision, and never below
     float32's (the published layer builds ``mat`` in complex64 unless told otherwise, so a model
     cast to complex128 afterwards carries a float32-rounded ``mat`` of the same convention)."""
-    real = dtype.to_real() if dtype.is_complex else dtype
-    return 4.0 * max(torch.finfo(real).eps, torch.finfo(torch.float32).eps)
+    return 4.0 * max(torch.finfo(_real_dtype(dtype)).eps, torch.finfo(torch.float32).eps)
 
 
 def _relative_imaginary(value: Tensor) -> float:
@@ -133,10 +132,13 @@ def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype.to_real() if dtype.is_complex else dtype
 
 
-def _check_imaginary(key: str, rel: float, what: str, imaginary: Imaginary) -> bool:
-    """True when the imaginary part is more than round-off (and ``imaginary='drop'``)."""
+def _check_imaginary(key: str, value: Tensor, what: str, imaginary: Imaginary, out: _Out) -> None:
+    """Record the relative imaginary part of a complex `value`; refuse it, or log that it is
+    dropped, when it is more than round-off."""
+    rel = _relative_imaginary(value)
+    out.imaginary[key] = rel
     if rel <= IMAG_RTOL:
-        return False
+        return
     if imaginary == "reject":
         raise ValueError(
             f"{key}: {what} has an imaginary part of {rel:.3g} of its largest entry (more than "
@@ -144,7 +146,6 @@ def _check_imaginary(key: str, rel: float, what: str, imaginary: Imaginary) -> b
             f"map the real part (exact on every mode our layer keeps)"
         )
     logger.warning("%s: dropping an imaginary part of %.3g of %s", key, rel, what)
-    return True
 
 
 def _kernel_positions(n: int, global_modes: int, local_modes: int) -> Tensor:
@@ -306,52 +307,12 @@ def _map_conv(
     n = weight.shape[-1]
     if dims not in (1, 2) or (dims == 2 and weight.shape[-2] != n) or n < 1:
         raise ValueError(f"{key}: expected (Cin, Cout, n[, n]), got {tuple(weight.shape)}")
-    cin, cout = weight.shape[:2]
     module = _target_module(target, ours, key)
 
-    sizes: dict[str, int] = {}  # where G comes from -> G
-    if "mat" in leaves:
-        mat_key = leaves["mat"]
-        mat = state_dict[mat_key]
-        if dims != 2 or mat.dim() != 2 or mat.shape[1] != n:
-            raise ValueError(f"{mat_key}: expected (G, {n}) for L {tuple(weight.shape)}")
-        sizes[mat_key] = mat.shape[0]
-        expect = published_dirichlet_matrix(mat.shape[0], n).to(mat.device)
-        err = float((mat.to(torch.complex128) - expect).abs().max())
-        atol = _mat_atol(mat.dtype)
-        if not err <= atol:
-            raise ValueError(
-                f"{mat_key}: differs from the published get_mat({mat.shape[0]}, {n}) by {err:.3g} "
-                f"(tolerance {atol:.3g} for {mat.dtype}): another convention, not mapped"
-            )
-        out.dropped.append(mat_key)
-    if module is not None:
-        conv_cls = _conv_class(dims)
-        if not isinstance(module, conv_cls):
-            raise ValueError(
-                f"{key}: target module {ours!r} is {type(module).__name__}, not {conv_cls.__name__}"
-            )
-        if (module.in_channels, module.out_channels) != (cin, cout):
-            raise ValueError(
-                f"{key}: {cin} -> {cout} channels, target {ours!r} has "
-                f"{module.in_channels} -> {module.out_channels}"
-            )
-        sizes[f"target {ours or 'module'}"] = module.global_modes
-    if global_modes is not None:
-        sizes["global_modes="] = int(global_modes)
-    if not sizes:
-        raise ValueError(
-            f"{key}: a 1D convolution saves no mat, so its G is unknown: pass global_modes= or "
-            f"target="
-        )
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"{key}: the canonical grids disagree: {sizes}")
-    g = next(iter(sizes.values()))
+    g = _canonical_grid(key, leaves, state_dict, n, dims, ours, module, global_modes, out)
 
     kernel = torch.fft.ifftn(weight.to(torch.complex128), dim=tuple(range(-dims, 0)))
-    rel = _relative_imaginary(kernel)
-    out.imaginary[key] = rel
-    _check_imaginary(key, rel, "the spatial kernel ifft(L)", imaginary)
+    _check_imaginary(key, kernel, "the spatial kernel ifft(L)", imaginary, out)
 
     local = _needed_local_modes(n, g) if module is None else module.local_modes
     if bool((_kernel_positions(min(n, g), g, local) < 0).any()):
@@ -375,6 +336,61 @@ def _map_conv(
     out.global_modes[ours_key] = g
     if "spectral_decay" in leaves:
         out.dropped.append(leaves["spectral_decay"])
+
+
+def _canonical_grid(
+    key: str,
+    leaves: dict[str, str],
+    state_dict: Mapping[str, Tensor],
+    n: int,
+    dims: int,
+    ours: str,
+    module: nn.Module | None,
+    global_modes: int | None,
+    out: _Out,
+) -> int:
+    """G of a published convolution, from every place that states it (its ``mat``, checked
+    against the published convention; the target module; ``global_modes=``), which must agree.
+    Also checks the target module's class and channels against ``L``."""
+    sizes: dict[str, int] = {}  # where G comes from -> G
+    if "mat" in leaves:
+        mat_key = leaves["mat"]
+        mat = state_dict[mat_key]
+        if dims != 2 or mat.dim() != 2 or mat.shape[1] != n:
+            raise ValueError(f"{mat_key}: expected (G, {n}) for L {tuple(state_dict[key].shape)}")
+        sizes[mat_key] = mat.shape[0]
+        expect = published_dirichlet_matrix(mat.shape[0], n).to(mat.device)
+        err = float((mat.to(torch.complex128) - expect).abs().max())
+        atol = _mat_atol(mat.dtype)
+        if not err <= atol:
+            raise ValueError(
+                f"{mat_key}: differs from the published get_mat({mat.shape[0]}, {n}) by {err:.3g} "
+                f"(tolerance {atol:.3g} for {mat.dtype}): another convention, not mapped"
+            )
+        out.dropped.append(mat_key)
+    if module is not None:
+        conv_cls = _conv_class(dims)
+        if not isinstance(module, conv_cls):
+            raise ValueError(
+                f"{key}: target module {ours!r} is {type(module).__name__}, not {conv_cls.__name__}"
+            )
+        cin, cout = state_dict[key].shape[:2]
+        if (module.in_channels, module.out_channels) != (cin, cout):
+            raise ValueError(
+                f"{key}: {cin} -> {cout} channels, target {ours!r} has "
+                f"{module.in_channels} -> {module.out_channels}"
+            )
+        sizes[f"target {ours or 'module'}"] = module.global_modes
+    if global_modes is not None:
+        sizes["global_modes="] = int(global_modes)
+    if not sizes:
+        raise ValueError(
+            f"{key}: a 1D convolution saves no mat, so its G is unknown: pass global_modes= or "
+            f"target="
+        )
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{key}: the canonical grids disagree: {sizes}")
+    return next(iter(sizes.values()))
 
 
 def _conv_class(dims: int) -> type[nn.Module]:
@@ -402,9 +418,7 @@ def _map_skip(
         if imag.shape != real.shape:
             raise ValueError(f"{imag_key}: shape {tuple(imag.shape)}, conv_r {tuple(real.shape)}")
         both = torch.complex(real.to(torch.float64), imag.to(torch.float64))
-        rel = _relative_imaginary(both)
-        out.imaginary[imag_key] = rel
-        _check_imaginary(imag_key, rel, "the skip W_r + i W_i", imaginary)
+        _check_imaginary(imag_key, both, "the skip W_r + i W_i", imaginary, out)
         out.dropped.append(imag_key)
     out.put(_join(ours, "weight"), real.detach().reshape(real.shape[:2]).clone(), key)
 
