@@ -338,7 +338,7 @@ class ScaleAccuracy:
     @property
     def mean(self) -> float:
         """Mean of the per-scale accuracies (nan without rows)."""
-        return float(self.accuracy.mean()) if len(self.accuracy) else math.nan
+        return float(self.accuracy.mean()) if len(self.counts) else math.nan
 
     @property
     def overall(self) -> float:
@@ -427,7 +427,8 @@ def accuracy_per_scale(
         )
     target = torch.device(device) if device is not None else _device(model)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    tallies: dict[np.float32, list[int]] = {}  # scale -> [correct, count]
+    scale_parts: list[np.ndarray] = []  # per item: its scale and whether it was classified right
+    hit_parts: list[np.ndarray] = []
     with torch.no_grad(), _eval_mode(model):
         for batch in loader:
             if not isinstance(batch, (list, tuple)) or len(batch) < 3:
@@ -447,21 +448,15 @@ def accuracy_per_scale(
                     f"model: predicted classes of shape {tuple(predicted.shape)} for labels of "
                     f"shape {tuple(y.shape)}; it must return logits (B, classes)"
                 )
-            hits = (predicted == y).cpu().numpy()
-            keys, inverse = np.unique(scales, return_inverse=True)
-            counts = np.bincount(inverse, minlength=len(keys))
-            correct = np.bincount(inverse[hits], minlength=len(keys))
-            for key, c, n in zip(keys, correct, counts, strict=True):
-                tally = tallies.setdefault(key, [0, 0])
-                tally[0] += int(c)
-                tally[1] += int(n)
-    keys_sorted = sorted(tallies)
-    correct_all = np.array([tallies[k][0] for k in keys_sorted], dtype=np.int64)
-    counts_all = np.array([tallies[k][1] for k in keys_sorted], dtype=np.int64)
+            scale_parts.append(scales)
+            hit_parts.append((predicted == y).cpu().numpy())
+    scales = np.concatenate(scale_parts) if scale_parts else np.empty(0, np.float32)
+    hits = np.concatenate(hit_parts) if hit_parts else np.empty(0, bool)
+    keys, inverse = np.unique(scales, return_inverse=True)
     return ScaleAccuracy(
-        scales=np.array(keys_sorted, dtype=np.float32),
-        correct=correct_all,
-        counts=counts_all,
+        scales=keys,
+        correct=np.bincount(inverse[hits], minlength=len(keys)),
+        counts=np.bincount(inverse, minlength=len(keys)),
     )
 
 

@@ -1,4 +1,5 @@
-"""Each recipe family runs end to end on a tiny build and records what the protocol measures."""
+"""Each recipe family runs end to end on a tiny build and records what the protocol measures;
+a file of another preset is refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PRESET_FIXTURES
+from scale_datasets.cli.app import run
 
 from scale_datasets.build import build
 from scale_eq.leaderboard.data import open_split
@@ -20,22 +23,21 @@ def _tiny(name: str, **changes) -> object:
     return dataclasses.replace(get_recipe(name), epochs=1, milestones=(1,), **changes)
 
 
+def _tiny_build(preset: str, fake_source: Path, tmp_path_factory) -> Path:
+    """The preset's contract-suite build (conftest.PRESET_FIXTURES), one realisation."""
+    options = {**PRESET_FIXTURES[preset][1], "realisations": 1}
+    out = tmp_path_factory.mktemp(preset) / f"{preset}.h5"
+    return build(preset, out, source_dir=fake_source, workers=1, **options)
+
+
 @pytest.fixture(scope="module")
 def multires(fake_source, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mr") / "mr.h5"
-    return build(
-        "mnist-multires", out, source_dir=fake_source, realisations=1, workers=1,
-        n_train=120, n_val=30, n_test=250,
-    )  # fmt: skip
+    return _tiny_build("mnist-multires", fake_source, tmp_path_factory)  # 250 test images
 
 
 @pytest.fixture(scope="module")
 def dynamic(fake_source, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dm") / "dm.h5"
-    return build(
-        "dynamic-mnist", out, source_dir=fake_source, realisations=1, workers=1,
-        n_train=60, n_val=20, n_test=100, canvas=56, distribution="loguniform(1, 3)",
-    )  # fmt: skip
+    return _tiny_build("dynamic-mnist", fake_source, tmp_path_factory)  # loguniform(1, 3)
 
 
 def test_multires_recipe_records_resolutions_consistency_and_exact_fourier_error(
@@ -156,3 +158,15 @@ def test_bastings_model_trains_its_shared_scales_at_their_rate():
     assert isr[1]["lr"] == 0.01
     published = {p.model: p.test_error for p in recipe.published}
     assert published["sesn_mnist_isr_basting"] == 1.72
+
+
+def test_a_file_of_another_preset_is_refused(multires, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert run(["bench", "run", "smoke", "--data", str(multires), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "is a mnist-multires file; recipe smoke needs a mnist-scale file" in err
+    assert run(["bench", "run", "nope", "--data", str(multires), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "recipe: unknown recipe 'nope'" in err, err
+    assert not out.exists()

@@ -21,10 +21,6 @@ from scale_eq.leaderboard.records import SCHEMA_VERSION, read_records
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _records(out: Path) -> list[dict]:
-    return read_records(out)
-
-
 def _only_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1, text
@@ -43,7 +39,7 @@ def test_smoke_run_writes_records_and_report_renders_them(small_build, tmp_path,
     assert run(["bench", "run", "smoke", "--data", str(small_build), "--out", str(out)]) == 0
     line = _only_line(capsys.readouterr().out)
     assert line.startswith("2 run(s) trained, 0 already finished, of 2")
-    records = _records(out)
+    records = read_records(out)
     recipe = get_recipe("smoke")
     assert sorted(r["model"] for r in records) == sorted(recipe.models)
     for r in records:
@@ -67,7 +63,7 @@ def test_smoke_run_writes_records_and_report_renders_them(small_build, tmp_path,
     # a second run over the finished grid does nothing
     assert run(["bench", "run", "smoke", "--data", str(small_build), "--out", str(out)]) == 0
     assert _only_line(capsys.readouterr().out).startswith("0 run(s) trained, 2 already finished")
-    assert len(_records(out)) == 2
+    assert len(read_records(out)) == 2
     board = tmp_path / "board"
     assert run(["bench", "report", str(out), "--out", str(board)]) == 0
     text = (board / "LEADERBOARD.md").read_text()
@@ -126,8 +122,8 @@ def test_sigkilled_run_resumes_to_the_same_record(small_build, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     fresh = _python(_KILLER, str(small_build), str(clean), "-1")
     assert fresh.returncode == 0, fresh.stderr
-    (a,) = _records(killed)
-    (b,) = _records(clean)
+    (a,) = read_records(killed)
+    (b,) = read_records(clean)
     assert _metrics_without_timing(a) == _metrics_without_timing(b)
 
 
@@ -147,7 +143,7 @@ def test_torchrun_ranks_split_the_grid_disjointly_and_match_one_process(small_bu
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = _records(multi)
+    records = read_records(multi)
     ids = [r["run_id"] for r in records]
     assert len(ids) == 4 and len(set(ids)) == 4  # no duplicates, no gaps
     ranks = {r["run_id"]: r["placement"]["rank"] for r in records}
@@ -159,7 +155,7 @@ def test_torchrun_ranks_split_the_grid_disjointly_and_match_one_process(small_bu
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one = {r["run_id"]: _metrics_without_timing(r) for r in _records(single)}
+    one = {r["run_id"]: _metrics_without_timing(r) for r in read_records(single)}
     assert one == {r["run_id"]: _metrics_without_timing(r) for r in records}
 
 
@@ -175,7 +171,7 @@ def test_ddp_trains_one_run_over_two_ranks_and_scores_every_test_image_once(smal
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (record,) = _records(out)  # one run, one record, written by rank 0
+    (record,) = read_records(out)  # one run, one record, written by rank 0
     assert record["config"]["replicas"] == 2 and record["placement"]["rank"] == 0
     m = record["metrics"]
     assert m["test_images"] == 250  # gathered from both ranks, no padded duplicates
@@ -190,7 +186,7 @@ def test_shards_cover_the_grid_once(small_build, tmp_path, capsys):
     for i in (1, 2, 3):
         assert run([*base, "--shard", f"{i}/3", "--models", "cnn_mnist", "--seeds", "0-1"]) == 0
     capsys.readouterr()
-    ids = [r["run_id"] for r in _records(out)]
+    ids = [r["run_id"] for r in read_records(out)]
     assert len(ids) == 2 and len(set(ids)) == 2  # 2 runs over 3 shards: one shard is empty
 
 
@@ -223,19 +219,10 @@ def test_a_users_model_trains(small_build, tmp_path, user_nets, capsys):
     args = ["bench", "run", "smoke", "--data", str(small_build), "--out", str(out)]
     assert run([*args, "--model", f"{user_nets}:make_net"]) == 0
     capsys.readouterr()
-    (record,) = _records(out)
+    (record,) = read_records(out)
     assert record["model"] == "mynets:make_net"
     assert record["parameters"] == 28 * 28 * 10 + 10
     assert record["metrics"]["equivariance_error"]["value"] is None  # no template to probe
-
-
-@pytest.fixture(scope="module")
-def other_preset(fake_source, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mr") / "mr.h5"
-    return build(
-        "mnist-multires", out, source_dir=fake_source, realisations=1, workers=1,
-        n_train=120, n_val=30, n_test=250,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -260,16 +247,6 @@ def test_bad_input_exits_2_with_one_line_before_training(
     line = _only_line(capsys.readouterr().err)
     assert line.startswith("error: ") and message in line, line
     assert not (out / "checkpoints").exists() and not (out / "records.jsonl").exists()
-
-
-def test_a_file_of_another_preset_is_refused(other_preset, tmp_path, capsys):
-    out = tmp_path / "runs"
-    assert run(["bench", "run", "smoke", "--data", str(other_preset), "--out", str(out)]) == 2
-    line = _only_line(capsys.readouterr().err)
-    assert "is a mnist-multires file; recipe smoke needs a mnist-scale file" in line
-    assert run(["bench", "run", "nope", "--data", str(other_preset), "--out", str(out)]) == 2
-    assert "recipe: unknown recipe 'nope'" in _only_line(capsys.readouterr().err)
-    assert not out.exists()
 
 
 def test_bench_list_prints_every_recipe_in_full(capsys):
@@ -314,7 +291,7 @@ def test_smoke_recipe_on_real_fashion_mnist_as_the_readme_runs_it(tmp_path, caps
     assert run(["bench", "run", "smoke", "--data", str(data), "--out", str(out)]) == 0
     assert run(["bench", "report", str(out), "--out", str(board)]) == 0
     capsys.readouterr()
-    records = {r["model"]: r for r in _records(out)}
+    records = {r["model"]: r for r in read_records(out)}
     assert set(records) == {"cnn_mnist", "sesn_mnist_scalar"}
     for r in records.values():
         assert r["metrics"]["test_images"] == 2000
@@ -334,5 +311,5 @@ def test_the_installed_script_finds_a_users_module_in_the_current_folder(small_b
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    (record,) = _records(tmp_path / "runs")
+    (record,) = read_records(tmp_path / "runs")
     assert record["model"] == "mypkg.nets:make_net"

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,8 +89,7 @@ class SplitData:
         self.seed = seed
         limit = recipe.limit(ds.split)
         self.n = len(ds) if limit is None else min(limit, len(ds))
-        stats = [ds.mean, ds.std]
-        if any(v is None for v in stats):
+        if ds.mean is None or ds.std is None:
             raise InvalidParameterError(f"data: {ds.path} records no normalisation statistics")
         self.mean = torch.tensor(np.atleast_1d(ds.mean), dtype=torch.float32, device=device)
         self.std = torch.tensor(np.atleast_1d(ds.std), dtype=torch.float32, device=device)
@@ -170,7 +170,7 @@ class SplitData:
             x = _random_scale(x, scale_draws[idx])
         per_channel = (1, -1, *([1] * (x.dim() - 2)))  # images (B, C, H, W), signals (B, C, L)
         x = (x - self.mean.reshape(per_channel)) / self.std.reshape(per_channel)
-        return Batch(adapt_input(x, model_input), y, np.asarray(values), idx)
+        return Batch(adapt_input(x, model_input), y, values, idx)
 
 
 class _Limited:
@@ -194,10 +194,17 @@ def _random_scale(x: torch.Tensor, scales: np.ndarray) -> torch.Tensor:
 
 
 def open_split(
-    path: Path, split: str, realisation: int, recipe: Recipe, device: torch.device, seed: int
+    path: Path,
+    split: str,
+    realisation: int,
+    recipe: Recipe,
+    device: torch.device,
+    seed: int,
+    **options: Any,
 ) -> SplitData:
-    """A split of the file as the recipe trains (``split == "train"``) or evaluates on it."""
-    ds = ScaleDataset(path, split, realisation, return_scale=True, device=device)
+    """A split of the file as the recipe trains (``split == "train"``) or evaluates on it;
+    ``options`` go to the `ScaleDataset` (an evaluation grid's ``scales=``, ``resolution=``)."""
+    ds = ScaleDataset(path, split, realisation, return_scale=True, device=device, **options)
     return SplitData(ds, recipe, device, split == "train", seed)
 
 

@@ -31,19 +31,20 @@ import torch
 from torch import nn
 
 from ..fourier.models import FourierClassifier
-from ..metrics import equivariance_error, final_features, scale_group_equivariance_error
+from ..metrics import (
+    _logits,
+    equivariance_error,
+    final_features,
+    scale_group_equivariance_error,
+)
 from ..sesn.layers import SESConvZ2H
 from ..sesn.scales import InternalScales
-from .data import SplitData, adapt_input, resample_to
+from .data import SplitData, adapt_input, open_split, resample_to
 from .recipes import Recipe
 
 __all__ = ["evaluate_test", "learned_scales", "predictions", "split_error"]
 
 Autocast = Callable[[], AbstractContextManager[Any]]
-
-
-def _logits(out: Any) -> torch.Tensor:
-    return out.logits if hasattr(out, "logits") else out
 
 
 @torch.no_grad()
@@ -79,10 +80,8 @@ def split_error(model: nn.Module, data: SplitData, model_input: str, autocast: A
 
 
 def _binned(correct: np.ndarray, values: np.ndarray, edges: tuple[float, ...]) -> list[dict]:
-    if not edges:
-        return []
     rows = []
-    for lo, hi in itertools.pairwise(edges):
+    for lo, hi in itertools.pairwise(edges):  # no edges (or one): no bins
         last = hi == edges[-1]
         inside = (values >= lo) & ((values <= hi) if last else (values < hi))
         n = int(inside.sum())
@@ -150,19 +149,13 @@ def _consistency(
     }
 
 
-def _full_resolution(data: SplitData, resolution: int) -> SplitData:
-    """The same split with every sample at ``resolution`` (the protocol's largest)."""
-    from scale_datasets import ScaleDataset
-
-    ds = ScaleDataset(
-        data.ds.path,
-        data.ds.split,
-        data.ds.realisation,
-        return_scale=True,
-        resolution=resolution,
-        device=data.device,
+def _reopen(data: SplitData, **options: Any) -> SplitData:
+    """The same evaluation split opened with other dataset options (``resolution=``,
+    ``scales=``)."""
+    ds = data.ds
+    return open_split(
+        ds.path, ds.split, ds.realisation, data.recipe, data.device, data.seed, **options
     )
-    return SplitData(ds, data.recipe, data.device, False, data.seed)
 
 
 @torch.no_grad()
@@ -170,20 +163,10 @@ def _scale_grid(
     model: nn.Module, data: SplitData, recipe: Recipe, model_input: str, autocast: Autocast
 ) -> dict[str, Any]:
     """Accuracy of the first ``grid_images`` test images at each scale of the recipe's grid."""
-    from scale_datasets import ScaleDataset
-
-    ds = ScaleDataset(
-        data.ds.path,
-        data.ds.split,
-        data.ds.realisation,
-        return_scale=True,
-        scales=recipe.grid,
-        device=data.device,
-    )
-    base = len(ds.labels)
+    grid = _reopen(data, scales=recipe.grid)
+    base = len(grid.ds.labels)
     m = base if recipe.grid_images is None else min(recipe.grid_images, base)
     m = min(m, len(data))
-    grid = SplitData(ds, recipe, data.device, False, data.seed)
     accuracy = []
     for k, scale in enumerate(recipe.grid):
         correct = 0
@@ -275,7 +258,8 @@ def evaluate_test(
     }
     probe = data  # what the equivariance error reads
     if data.multires:
-        probe = _full_resolution(data, data.protocol_sizes[-1])  # opened once, used twice
+        # the split at the protocol's largest resolution: opened once, used twice
+        probe = _reopen(data, resolution=data.protocol_sizes[-1])
         metrics["per_resolution"] = _per_resolution(correct, values)
         metrics["consistency"] = _consistency(model, probe, recipe, model_input, autocast)
     else:

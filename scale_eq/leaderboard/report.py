@@ -141,7 +141,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
             curve=_curve(group),
         )
         cons = [r["metrics"].get("consistency") for r in group]
-        if all(c for c in cons):
+        if all(cons):
             row.consistency_correct = _mean([c["correct_at_every_resolution"] for c in cons])
             row.consistency_same = _mean([c["same_class_at_every_resolution"] for c in cons])
             row.consistency_images = cons[0]["images"]
@@ -256,6 +256,16 @@ def _markdown(rows: list[Row], source: str, plots: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(plt: Any, fig: Any, path: Path, legend: Any = None) -> None:
+    """Write and close a figure, with ``legend``'s (an axes) legend when it has labels (none
+    when no run has the plotted metric)."""
+    if legend is not None and legend.get_legend_handles_labels()[0]:
+        legend.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _plots(rows: list[Row], out: Path) -> bool:
     try:
         import matplotlib
@@ -275,9 +285,7 @@ def _plots(rows: list[Row], out: Path) -> bool:
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
     ax.set_ylabel("test error (%)")
     ax.set_title("mean +- sd (runs: dots; published: x)")
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[0], dpi=120)
-    plt.close(fig)
+    _save(plt, fig, out / PLOTS[0])
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
         if r.curve:
@@ -289,22 +297,14 @@ def _plots(rows: list[Row], out: Path) -> bool:
             )
     ax.set_xlabel("scale bin / resolution / grid scale (see leaderboard.json)")
     ax.set_ylabel("test accuracy")
-    if ax.get_legend_handles_labels()[0]:  # nothing to label when no run has the metric
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[1], dpi=120)
-    plt.close(fig)
+    _save(plt, fig, out / PLOTS[1], legend=ax)
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in rows:
         if r.equivariance_error is not None:
             ax.scatter(r.mean, r.equivariance_error, label=f"{r.recipe} {r.model}")
     ax.set_xlabel("test error (%)")
     ax.set_ylabel("equivariance error")
-    if ax.get_legend_handles_labels()[0]:  # nothing to label when no run has the metric
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[2], dpi=120)
-    plt.close(fig)
+    _save(plt, fig, out / PLOTS[2], legend=ax)
     return True
 
 

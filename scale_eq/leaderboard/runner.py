@@ -23,7 +23,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from scale_datasets.errors import InvalidParameterError
+from scale_datasets.storage.atomic import atomic_output
 from scale_datasets.storage.reader import FileInfo, read_info
 from scale_datasets.storage.writer import package_versions
 
 from ..fourier.head import consistency_loss
 from ..fourier.models import FourierClassifier
+from ..metrics import _logits
 from ..registry import create_model, list_models
 from ..sesn.scales import parameter_groups
 from .data import SplitData, open_split, torch_seed
@@ -92,9 +94,9 @@ def _autocast(
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    # complete or absent; a temp file left by a killed run is swept on the next save
+    with atomic_output(path, overwrite=True, checked=False) as tmp:
+        torch.save(obj, tmp)
 
 
 def _optimiser(recipe: Recipe, name: str, model: nn.Module) -> torch.optim.Optimizer:
@@ -107,8 +109,7 @@ def _optimiser(recipe: Recipe, name: str, model: nn.Module) -> torch.optim.Optim
 def _loss(recipe: Recipe, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if recipe.loss == "consistency" and isinstance(model, FourierClassifier):
         return consistency_loss(model(x, return_all=True).per_scale_logits, y)
-    out = model(x)
-    return F.cross_entropy(out.logits if hasattr(out, "logits") else out, y)
+    return F.cross_entropy(_logits(model(x)), y)
 
 
 def train_epoch(
@@ -174,7 +175,7 @@ class _State:
     epoch: int = 0
     best_val: float = float("inf")
     best_epoch: int = -1
-    history: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def model_options(spec: RunSpec, train: SplitData) -> dict[str, Any]:
@@ -199,14 +200,14 @@ def model_options(spec: RunSpec, train: SplitData) -> dict[str, Any]:
     return options
 
 
-def _new_state(spec: RunSpec, device: torch.device, train: SplitData) -> _State:
+def _new_state(spec: RunSpec, device: torch.device, options: dict[str, Any]) -> _State:
     torch.manual_seed(torch_seed(spec.seed, spec.realisation, 0))
-    model = build_model(spec.model, model_options(spec, train)).to(device)
+    model = build_model(spec.model, options).to(device)
     optimiser = _optimiser(spec.recipe, spec.model, model)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimiser, list(spec.recipe.milestones), gamma=spec.recipe.gamma
     )
-    return _State(model, optimiser, schedule, history=[])
+    return _State(model, optimiser, schedule)
 
 
 def _resume(state: _State, last: Path, device: torch.device) -> None:
@@ -214,11 +215,9 @@ def _resume(state: _State, last: Path, device: torch.device) -> None:
     state.model.load_state_dict(ckpt["model"])
     state.optimiser.load_state_dict(ckpt["optimiser"])
     state.schedule.load_state_dict(ckpt["schedule"])
-    state.epoch, state.best_val, state.best_epoch = (
-        ckpt["epoch"],
-        ckpt["best_val"],
-        ckpt["best_epoch"],
-    )
+    state.epoch = ckpt["epoch"]
+    state.best_val = ckpt["best_val"]
+    state.best_epoch = ckpt["best_epoch"]
     state.history = ckpt["history"]
     log.info("resuming %s at epoch %d", last.parent.name, state.epoch)
 
@@ -247,10 +246,10 @@ def train_run(
         split.replicas = (spec.replicas, rank)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    state = _new_state(spec, device, train)
+    options = model_options(spec, train)  # the recipe's and those fitted to the data
+    state = _new_state(spec, device, options)
     if last.exists():
         _resume(state, last, device)
-    assert state.history is not None
     trained = _data_parallel(state.model, device) if spec.replicas > 1 else state.model
     while state.epoch < recipe.epochs:
         epoch = state.epoch
@@ -278,11 +277,10 @@ def train_run(
             val_error,
             seconds,
         )
-        improved = val_error < state.best_val
-        if improved:
+        if val_error < state.best_val:
             state.best_val, state.best_epoch = val_error, state.epoch
-        if lead and improved:
-            _save_atomic({"model": state.model.state_dict(), "epoch": state.epoch}, best)
+            if lead:
+                _save_atomic({"model": state.model.state_dict(), "epoch": state.epoch}, best)
         if lead:
             _save_atomic(
                 {
@@ -320,7 +318,7 @@ def train_run(
         "recipe": recipe.name,
         "model": spec.model,
         "parameters": sum(p.numel() for p in state.model.parameters()),
-        "model_options": model_options(spec, train),  # the recipe's and those fitted to the data
+        "model_options": options,
         "preset": info.preset,
         "data": {
             "path": str(data_path),
@@ -360,8 +358,10 @@ def _barrier(spec: RunSpec) -> None:
 
 def _check_grid(grid: list[RunSpec], data_path: Path, info: FileInfo, device: torch.device) -> None:
     """Every user error of the grid, before any training (one-line InvalidParameterError)."""
-    recipe = grid[0].recipe if grid else None
-    if recipe is not None and info.preset != recipe.preset:
+    if not grid:
+        return
+    recipe = grid[0].recipe
+    if info.preset != recipe.preset:
         raise InvalidParameterError(
             f"data: {data_path} is a {info.preset} file; recipe {recipe.name} needs a "
             f"{recipe.preset} file (scale-datasets build {recipe.preset})"
@@ -372,8 +372,6 @@ def _check_grid(grid: list[RunSpec], data_path: Path, info: FileInfo, device: to
         raise InvalidParameterError(
             f"realisations: {data_path} holds realisations {available}, not {missing}"
         )
-    if not grid:
-        return
     first = grid[0]  # one split to probe every model with
     probe = open_split(data_path, "train", first.realisation, first.recipe, device, first.seed)
     classes = int(np.max(probe.ds.labels)) + 1
@@ -393,7 +391,7 @@ def _check_grid(grid: list[RunSpec], data_path: Path, info: FileInfo, device: to
                 raise InvalidParameterError(
                     f"model: {spec.model} fails on inputs of shape {tuple(batch.x.shape)}: {exc}"
                 ) from None
-        logits = out.logits if hasattr(out, "logits") else out
+        logits = _logits(out)
         want = (len(batch.y), classes)
         if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != want:
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
