@@ -23,9 +23,8 @@ from ..errors import InvalidParameterError
 from ..rng import Streams
 from ..sources.common import Source
 from ..sources.ts import FILL_MISSING_MODES
-from ..splits import equal_groups, stratified_partition
-from ..storage.format import SPLITS, realisation_group
-from .base import Plan, Preset, RenderSpec, SplitPlan, check_pool, register, split_plan
+from .base import RenderSpec, register
+from .multires import MultiResolutionPreset
 from .params import PresetParams, option, require
 
 FILL_MISSING = ("reject", *FILL_MISSING_MODES)
@@ -89,7 +88,7 @@ def pool_of(series: Any, name: str) -> SignalPool:
     return SignalPool(name, pool, series.labels, series.n_train, lengths, described)
 
 
-class Signals1DPreset(Preset):
+class Signals1DPreset(MultiResolutionPreset):
     name = "signals-1d"
     version = 1
     summary = (
@@ -97,12 +96,12 @@ class Signals1DPreset(Preset):
         "splits, lengths N/4..N in equal groups, ideal 1D Fourier down-scaling, on access"
     )
     params_type = Signals1DParams
-    layout = "on-access"
     # The problems packaged with the aeon / sktime wheels; any archive name is accepted.
     sources = ("gunpoint", "arrowhead", "osuleaf", "italypowerdemand", "basicmotions")
     source_dir_help = "<problem>_TRAIN.ts and <problem>_TEST.ts (UCR/UEA .ts format)"
     # Never renumber: files record these codes as seed material.
     streams = Streams({"split": 1, "lengths/train": 2, "lengths/val": 3, "lengths/test": 4})
+    resolution_streams = "lengths"
     loader_example = (
         "from scale_datasets import ResolutionBatchSampler, ScaleDataset\n"
         "train = ScaleDataset('{path}', split='train', realisation=0)  # (C, n) float32\n"
@@ -110,10 +109,8 @@ class Signals1DPreset(Preset):
     )
 
     def check_source_name(self, source: str | None) -> str:
-        name = self.default_source if source is None else source
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise InvalidParameterError(f"source: {name!r} is not an archive problem name")
-        return name
+        # Any archive problem, not only those listed: load_ucr checks how the name is spelled.
+        return self.default_source if source is None else source
 
     def load_source(
         self,
@@ -147,7 +144,9 @@ class Signals1DPreset(Preset):
         given = [params.n_train, params.n_val, params.n_test]
         return [d if g == -1 else g for g, d in zip(given, defaults, strict=True)]
 
-    def lengths(self, params: Any, source: Source) -> np.ndarray:
+    def resolutions(self, params: Any, source: Source) -> np.ndarray:
+        """The lengths n = min_length..max_length (defaults: max_length = the shortest series,
+        min_length = max_length // 4)."""
         shortest = int(np.min(source.lengths))
         top = params.max_length or shortest
         if top > shortest:
@@ -160,25 +159,14 @@ class Signals1DPreset(Preset):
             raise InvalidParameterError(f"min_length: {low} exceeds max_length {top}")
         return np.arange(low, top + 1)
 
-    def plan(self, params: Any, source: Source) -> Plan:
-        labels = np.asarray(source.labels)
-        sizes = self.sizes(params, source)
-        check_pool(sizes, labels)
-        lengths = self.lengths(params, source)
-        splits: list[SplitPlan] = []
-        group_attrs: dict[str, dict[str, Any]] = {}
-        for k in params.realisations:
-            parts = stratified_partition(
-                labels, sizes, self.streams.stream(params.seed, k, "split")
-            )
-            attrs = self.realisation_attrs(params, k)
-            attrs.update(_train_statistics(source.images[parts[0]]))
-            group_attrs[realisation_group(k)] = attrs
-            for split, index in zip(SPLITS, parts, strict=True):
-                rng = self.streams.stream(params.seed, k, f"lengths/{split}")
-                values = equal_groups(len(index), lengths, rng).astype(np.int32)
-                splits.append(split_plan(k, split, labels, index, "resolutions", values))
-        return Plan(splits=tuple(splits), group_attrs=group_attrs)
+    def train_attrs(self, source: Source, train: np.ndarray) -> dict[str, Any]:
+        """Per-channel mean and population std of the train split's native series (NaN padding
+        excluded), recorded with the realisation (`ScaleDataset.mean` / `.std`)."""
+        series = source.images[train]
+        return {
+            "train_mean": np.nanmean(series, axis=(0, 2)),
+            "train_std": np.nanstd(series, axis=(0, 2)),
+        }
 
     def describe(self, params: dict[str, Any]) -> list[str]:
         problem = params.get("problem") or "the --source problem"
@@ -186,15 +174,6 @@ class Signals1DPreset(Preset):
             f"problem: {problem}; values as the archive has them (no scaling); each sample is "
             "D_n of its series, n in equal groups"
         ]
-
-
-def _train_statistics(train: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-channel mean and population std of the train split's native series (NaN padding
-    excluded), recorded with the realisation (`ScaleDataset.mean` / `.std`)."""
-    return {
-        "train_mean": np.nanmean(train, axis=(0, 2)),
-        "train_std": np.nanstd(train, axis=(0, 2)),
-    }
 
 
 PRESET = register(Signals1DPreset())
