@@ -36,16 +36,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from _outputs import run_and_report
+from _outputs import add_output_options, compare_batches, load_average, run_and_report, yes_no
+from _timing import Timing, loader_epoch, rate_summary, timed, torch_threads
 
 from scale_datasets.build import build
 from scale_datasets.parallel import default_workers
@@ -65,40 +64,6 @@ ATOL = 1e-5
 
 # (preset, split): the splits read in the epochs.
 CASES = (("stl10-scale", "train"), ("mnist-multires", "train"), ("mnist-multires", "test"))
-
-
-@dataclass
-class Timing:
-    wall_s: float
-    cpu_s: float  # user + system of this process
-
-
-@dataclass
-class LoaderRun:
-    """Epochs of one loader at one batch size: every repeat's timing."""
-
-    loader: str
-    batch_size: int
-    images: int  # per epoch
-    runs: list[Timing]
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(t.wall_s for t in self.runs)
-
-    @property
-    def best_s(self) -> float:
-        return min(t.wall_s for t in self.runs)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "median_s": self.median_s,
-            "best_s": self.best_s,
-            "median_cpu_s": statistics.median(t.cpu_s for t in self.runs),
-            "images_per_s_median": self.images / self.median_s,
-            "images_per_s_best": self.images / self.best_s,
-        }
 
 
 def reference_resample(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -169,54 +134,6 @@ def epoch_batches(dataset: Any, batch_size: int, epoch: int) -> list[list[int]]:
     return list(sampler)
 
 
-def run_epoch(dataset: Dataset, batches: list[list[int]]) -> tuple[Timing, int]:
-    """One epoch through ``DataLoader(num_workers=0, batch_sampler=batches)``."""
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    images = 0
-    for x, _ in loader:
-        images += len(x)
-    return Timing(time.perf_counter() - t0, time.process_time() - c0), images
-
-
-def check_batches(
-    ours: Dataset, ref: Dataset, batches: list[list[int]], resolutions: np.ndarray, count: int
-) -> dict[str, Any]:
-    """Every item of ``count`` batches (the first ones, plus the smallest and largest resolution):
-    allclose (atol 1e-5) pixels, identical labels, shape (C, r, r) with r the batch's."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    first = list(range(min(count, len(batches))))
-    by_r = [int(resolutions[b[0]]) for b in batches]
-    chosen = sorted({*first, by_r.index(min(by_r)), by_r.index(max(by_r))})
-    picked = [batches[i] for i in chosen]
-    same, labels_same, shapes_ok, max_diff, items = True, True, True, 0.0, 0
-    ours_loader = DataLoader(ours, batch_sampler=picked)
-    ref_loader = DataLoader(ref, batch_sampler=picked)
-    for batch, (xo, yo), (xr, yr) in zip(picked, ours_loader, ref_loader, strict=True):
-        r = int(resolutions[batch[0]])
-        shapes_ok &= xo.shape == xr.shape and tuple(xo.shape[-2:]) == (r, r)
-        if xo.shape == xr.shape:
-            same &= torch.allclose(xo, xr, rtol=0, atol=ATOL)
-            max_diff = max(max_diff, float((xo - xr).abs().max()))
-        else:
-            same = False
-        labels_same &= torch.equal(yo, yr)
-        items += len(batch)
-    return {
-        "batches": len(picked),
-        "items": items,
-        "resolutions": sorted({int(resolutions[b[0]]) for b in picked}),
-        "allclose": bool(same),
-        "labels_identical": bool(labels_same),
-        "shapes_ok": bool(shapes_ok),
-        "max_abs_diff": max_diff,
-    }
-
-
 def cached_equals_uncached(cached: Dataset, ours: Dataset, batches: list[list[int]]) -> bool:
     """After its epochs, the cached dataset gives exactly the uncached renders."""
     import torch
@@ -227,19 +144,22 @@ def cached_equals_uncached(cached: Dataset, ours: Dataset, batches: list[list[in
     return all(torch.equal(stacked(cached, b), stacked(ours, b)) for b in batches)
 
 
-def fft_alone(ref: Dataset, batches: list[list[int]]) -> float:
-    """Seconds of the batched D_r alone (our resample on pre-gathered float batches, no loader,
-    no collate): the FFT work inside one of our epochs."""
+def fft_alone(ref: Dataset, batches: list[list[int]], repeats: int) -> float:
+    """Best seconds of ``repeats`` passes of the batched D_r alone (our resample on float batches
+    gathered once beforehand, no loader, no collate): the FFT work inside one of our epochs."""
     import torch
 
     from scale_datasets.ops.fourier import resample
 
     images = ref.images if ref.images.ndim == 4 else ref.images.unsqueeze(1)
     inputs = [(images[b].to(torch.float32) / 255, int(ref.resolutions[b[0]])) for b in batches]
-    t0 = time.perf_counter()
-    for x, r in inputs:
-        resample(x, r)
-    return time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for x, r in inputs:
+            resample(x, r)
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def time_case(
@@ -250,12 +170,12 @@ def time_case(
     ref = reference_dataset(path, split)
     batches = epoch_batches(ours, batch_size, 0)
     next_batches = epoch_batches(ours, batch_size, 1)
-    checks = check_batches(ours, ref, batches, ours.resolutions, check_count)
+    checks = compare_batches(ours, ref, batches, ours.resolutions, check_count, ATOL)
     # Warm-up, not timed: one batch per resolution (FFT plans, allocator, DataLoader).
     first_of = {int(ours.resolutions[b[0]]): b for b in reversed(batches)}
     warm = [first_of[r] for r in sorted(first_of)]
-    run_epoch(ours, warm)
-    run_epoch(ref, warm)
+    loader_epoch(ours, warm)
+    loader_epoch(ref, warm)
 
     names = ("reference", "ours", "ours cache epoch 1", "ours cache epoch 2")
     runs: dict[str, list[Timing]] = {name: [] for name in names}
@@ -263,24 +183,26 @@ def time_case(
     cached_ok = True
     for rep in range(repeats):
         for name, dataset in (("reference", ref), ("ours", ours)):
-            timing, images = run_epoch(dataset, batches)
+            timing, images = loader_epoch(dataset, batches)
             runs[name].append(timing)
         cached = open_ours(path, split, cache=True)
-        runs["ours cache epoch 1"].append(run_epoch(cached, batches)[0])
-        runs["ours cache epoch 2"].append(run_epoch(cached, next_batches)[0])
+        runs["ours cache epoch 1"].append(loader_epoch(cached, batches)[0])
+        runs["ours cache epoch 2"].append(loader_epoch(cached, next_batches)[0])
         if rep == 0:
             picked = batches[: max(1, check_count)]
             cached_ok = cached_equals_uncached(cached, ours, picked)
         del cached
-    fft_s = min(fft_alone(ref, batches) for _ in range(repeats))
-    loaders = [LoaderRun(name, batch_size, images, runs[name]).summary() for name in names]
+    loaders = [
+        {"loader": name, "batch_size": batch_size, **rate_summary(images, runs[name])}
+        for name in names
+    ]
     return {
         "batch_size": batch_size,
         "batches": len(batches),
         "images": images,
         "checks": {**checks, "cached_equals_uncached": cached_ok},
         "loaders": loaders,
-        "fft_alone_s": fft_s,
+        "fft_alone_s": fft_alone(ref, batches, repeats),
     }
 
 
@@ -308,9 +230,9 @@ def memory_of(kind: str, path: str, split: str, batches: list[list[int]], thread
             held["ds"] = open_ours(Path(path), split, cache=kind == "ours cache")
 
     def epochs() -> None:
-        run_epoch(held["ds"], batches)
+        loader_epoch(held["ds"], batches)
         if kind == "ours cache":
-            run_epoch(held["ds"], batches)
+            loader_epoch(held["ds"], batches)
 
     open_mib = peak_mib(open_it, warm, "cpu")
     epoch_mib = peak_mib(epochs, lambda: None, "cpu")
@@ -331,23 +253,22 @@ def memory_case(path: Path, split: str, batch_size: int, threads: int) -> dict[s
 
 
 def timed_build(preset: str, out: Path, workers: int, materialise: bool, **kw: Any) -> dict:
-    t0, c0 = time.perf_counter(), os.times()
-    path = build(
-        preset,
-        out,
-        download=False,
-        workers=workers,
-        overwrite=True,
-        materialise=materialise,
-        **kw,
-    )
-    t1, c1 = time.perf_counter(), os.times()
+    with timed() as t:
+        path = build(
+            preset,
+            out,
+            download=False,
+            workers=workers,
+            overwrite=True,
+            materialise=materialise,
+            **kw,
+        )
     return {
         "preset": preset,
         "workers": workers,
         "materialise": materialise,
-        "wall_s": t1 - t0,
-        "cpu_s": sum(c1[:4]) - sum(c0[:4]),  # this process and its reaped workers
+        "wall_s": t.wall_s,
+        "cpu_s": t.cpu_s,  # this process and its reaped workers
         "file_mb": path.stat().st_size / 1e6,
         "content_sha256": read_info(path).content_sha256,
         "path": str(path),
@@ -405,8 +326,7 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="small splits (STL 700/100/500 of a 1,300 fake pool, MNIST 700/100/2,000), 1 repeat",
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeats = 1
@@ -424,9 +344,7 @@ def parse_args() -> argparse.Namespace:
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import torch
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = torch_threads(args.threads)
     loadavg_before = os.getloadavg()
     stl_dir = args.stl_dir
     fake = stl_dir is None
@@ -492,10 +410,6 @@ LABELS = {
     "ours cache epoch 1": "ours cache=True, epoch 1 (renders)",
     "ours cache epoch 2": "ours cache=True, epoch 2 (gathers)",
 }
-
-
-def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def report(r: dict[str, Any]) -> None:
@@ -611,8 +525,7 @@ def report(r: dict[str, Any]) -> None:
         "  - cache=True epoch 2 only gathers renders kept in epoch 1: no FFT at all. It is what",
         "    training without base_transform gets from epoch 2 on, not a like-for-like rate.",
         "  - the reference is the published approach as written from the definition, untuned.",
-        f"  - load average before / after: {' '.join(f'{x:.2f}' for x in r['loadavg_before'])} /"
-        f" {' '.join(f'{x:.2f}' for x in r['loadavg_after'])} (wall >> cpu s means a noisy run)",
+        f"  - {load_average(r)} (wall >> cpu s means a noisy run)",
     ]
     if r["quick"]:
         lines.append("  - --quick: small splits, one repeat; figures are not representative")

@@ -38,15 +38,14 @@ import argparse
 import cProfile
 import os
 import pstats
-import statistics
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from _outputs import run_and_report
+from _outputs import add_output_options, compare_batches, run_and_report, yes_no
+from _timing import Timing, loader_epoch, rate_summary, torch_threads
 
 from scale_datasets.build import build
 from scale_datasets.storage.format import BASE_GROUP, realisation_group
@@ -62,12 +61,6 @@ ATOL = 1e-5
 # (source name for build(), archive name): the problems timed; --quick keeps the last.
 PROBLEMS = (("osuleaf", "OSULeaf"), ("gunpoint", "GunPoint"))
 SPLITS_TIMED = ("train", "test")
-
-
-@dataclass
-class Timing:
-    wall_s: float
-    cpu_s: float  # user + system of this process
 
 
 def reference_resample_1d(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -134,80 +127,16 @@ def epoch_batches(dataset: Any, batch_size: int) -> list[list[int]]:
     return list(ResolutionBatchSampler(dataset, batch_size=batch_size, shuffle=True, generator=0))
 
 
-def run_epoch(dataset: Dataset, batches: list[list[int]]) -> tuple[Timing, int]:
-    """One epoch through ``DataLoader(num_workers=0, batch_sampler=batches)``."""
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    images = 0
-    for x, _ in loader:
-        images += len(x)
-    return Timing(time.perf_counter() - t0, time.process_time() - c0), images
-
-
 def timed_epochs(dataset: Dataset, batches: list[list[int]], min_seconds: float) -> Timing:
     """Whole epochs, repeated until ``min_seconds`` have passed (these epochs last milliseconds):
     the mean wall and CPU seconds of one epoch."""
     total_wall, total_cpu, count = 0.0, 0.0, 0
     while count == 0 or total_wall < min_seconds:
-        timing, _ = run_epoch(dataset, batches)
+        timing, _ = loader_epoch(dataset, batches)
         total_wall += timing.wall_s
         total_cpu += timing.cpu_s
         count += 1
     return Timing(total_wall / count, total_cpu / count)
-
-
-def check_batches(ours: Any, ref: Dataset, batches: list[list[int]], count: int) -> dict[str, Any]:
-    """Every item of ``count`` batches (the first ones, plus those of the shortest and longest
-    length): allclose (atol 1e-5), identical labels, shape (B, C, n) with n the batch's."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    lengths = ours.resolutions
-    by_n = [int(lengths[b[0]]) for b in batches]
-    chosen = sorted(
-        {*range(min(count, len(batches))), by_n.index(min(by_n)), by_n.index(max(by_n))}
-    )
-    picked = [batches[i] for i in chosen]
-    same, labels_same, shapes_ok, max_diff, items = True, True, True, 0.0, 0
-    ours_loader = DataLoader(ours, batch_sampler=picked)
-    ref_loader = DataLoader(ref, batch_sampler=picked)
-    for batch, (xo, yo), (xr, yr) in zip(picked, ours_loader, ref_loader, strict=True):
-        n = int(lengths[batch[0]])
-        ok = xo.shape == xr.shape and xo.dtype == xr.dtype == torch.float32
-        shapes_ok &= ok and xo.shape[0] == len(batch) and xo.shape[-1] == n
-        if ok:
-            same &= torch.allclose(xo, xr, rtol=0, atol=ATOL)
-            max_diff = max(max_diff, float((xo - xr).abs().max()))
-        else:
-            same = False
-        labels_same &= torch.equal(yo, yr)
-        items += len(batch)
-    return {
-        "batches": len(picked),
-        "items": items,
-        "lengths": sorted({int(lengths[b[0]]) for b in picked}),
-        "allclose": bool(same),
-        "labels_identical": bool(labels_same),
-        "shapes_ok": bool(shapes_ok),
-        "max_abs_diff": max_diff,
-    }
-
-
-def summary(name: str, images: int, runs: list[Timing]) -> dict[str, Any]:
-    median_s = statistics.median(t.wall_s for t in runs)
-    best_s = min(t.wall_s for t in runs)
-    return {
-        "loader": name,
-        "images": images,
-        "runs": [asdict(t) for t in runs],
-        "median_s": median_s,
-        "best_s": best_s,
-        "median_cpu_s": statistics.median(t.cpu_s for t in runs),
-        "images_per_s_median": images / median_s,
-        "images_per_s_best": images / best_s,
-    }
 
 
 def time_case(
@@ -221,14 +150,15 @@ def time_case(
     ours = open_ours(path, split, length)
     ref = reference_dataset(path, split, length)
     batches = epoch_batches(ours, batch_size)
-    checks = check_batches(ours, ref, batches, args.check_batches)
-    run_epoch(ref, batches)
-    _, images = run_epoch(ours, batches)
+    checks = compare_batches(ours, ref, batches, ours.resolutions, args.check_batches, ATOL)
+    checks["lengths"] = checks.pop("resolutions")
+    loader_epoch(ref, batches)
+    _, images = loader_epoch(ours, batches)
     runs: dict[str, list[Timing]] = {"theirs": [], "ours": []}
     for _ in range(args.repeats):
         for name, dataset in (("theirs", ref), ("ours", ours)):
             runs[name].append(timed_epochs(dataset, batches, args.min_seconds))
-    loaders = {name: summary(name, images, runs[name]) for name in runs}
+    loaders = {name: {"loader": name, **rate_summary(images, runs[name])} for name in runs}
     return {
         "batch_size": batch_size,
         "length": "plan" if length is None else int(length),
@@ -248,11 +178,11 @@ def profile_epoch(path: Path, split: str, batch_size: int, top: int, epochs: int
 
     ours = open_ours(path, split)
     batches = epoch_batches(ours, batch_size)
-    run_epoch(ours, batches)
+    loader_epoch(ours, batches)
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(epochs):
-        run_epoch(ours, batches)
+        loader_epoch(ours, batches)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
@@ -286,8 +216,7 @@ def parse_args() -> argparse.Namespace:
         help="also cProfile our epochs on the first problem's train split (top N by own time)",
     )
     parser.add_argument("--quick", action="store_true", help="GunPoint only, 1 repeat")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeats = 1
@@ -299,9 +228,7 @@ def parse_args() -> argparse.Namespace:
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import torch
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = torch_threads(args.threads)
     loadavg_before = os.getloadavg()
     problems = PROBLEMS[-1:] if args.quick else PROBLEMS
     cases: list[dict[str, Any]] = []
@@ -359,10 +286,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "loadavg_before": loadavg_before,
         "loadavg_after": os.getloadavg(),
     }
-
-
-def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def report(r: dict[str, Any]) -> None:
