@@ -24,16 +24,15 @@ import math
 import os
 import pstats
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import h5py
 import numpy as np
-from _outputs import run_and_report
+from _outputs import add_output_options, load_average, run_and_report, yes_no
+from _timing import Timing, timed
 from PIL import Image
 
 from scale_datasets.build import build
@@ -48,27 +47,6 @@ TARGET_WALL_S = 10.0
 TARGET_MB = 100.0
 
 T = TypeVar("T")
-
-
-@dataclass
-class Timing:
-    """Wall-clock and CPU seconds (user + system, this process and its reaped children)."""
-
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-
-
-@contextmanager
-def timed() -> Iterator[Timing]:
-    """Fill in a Timing for the body of the ``with`` block."""
-    result = Timing()
-    t0, c0 = time.perf_counter(), os.times()
-    try:
-        yield result
-    finally:
-        t1, c1 = time.perf_counter(), os.times()
-        result.wall_s = t1 - t0
-        result.cpu_s = sum(c1[:4]) - sum(c0[:4])
 
 
 def median_of(repeats: int, fn: Callable[[], T]) -> tuple[Timing, list[Timing], T]:
@@ -215,10 +193,6 @@ def sample_check(
     return same, checked
 
 
-def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="fashion-mnist", help="MNIST-like source (no download)")
@@ -250,8 +224,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="1 realisation, 1 repeat, 10%% Pillow loop, 5%% PNGs"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.realisations = 1
@@ -440,9 +413,7 @@ def report(r: dict[str, Any], workers: int) -> None:
         f"{'met' if ours_wall < TARGET_WALL_S else 'NOT met'})",
         f"target: < {TARGET_MB:g} MB "
         f"(now {r['file_mb']:.1f} MB: {'met' if r['file_mb'] < TARGET_MB else 'NOT met'})",
-        f"load average before / after: "
-        f"{' '.join(f'{x:.2f}' for x in r['loadavg_before'])} / "
-        f"{' '.join(f'{x:.2f}' for x in r['loadavg_after'])}",
+        load_average(r),
     ]
     if r["realisations"] != 6:
         lines.append(f"note: {r['realisations']} realisation(s), not the full 6: a partial run")

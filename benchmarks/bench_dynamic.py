@@ -47,6 +47,7 @@ between repeats in bench_multires. Our render is numpy (one thread either way).
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import statistics
 import time
@@ -55,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from _outputs import run_and_report
+from _outputs import add_output_options, run_and_report, yes_no
+from _timing import cpu_seconds, timed, torch_threads
 from PIL import Image
 
 from scale_datasets.build import build
@@ -266,7 +268,7 @@ def check_outputs(ours: Any, theirs: BastingPNGDataset, batches: list[list[int]]
 
 def one_epoch(loader: Any) -> dict[str, float]:
     """One full epoch: start-up (iter() to the first batch) and the rest, wall and CPU."""
-    c0, t0 = os.times(), time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     batches = iter(loader)
     first, _ = next(batches)
     t1 = time.perf_counter()
@@ -275,14 +277,14 @@ def one_epoch(loader: Any) -> dict[str, float]:
         rest += len(x)
     t2 = time.perf_counter()
     del batches  # workers shut down and reaped: their CPU time is counted below
-    c1 = os.times()
+    cpu_s = cpu_seconds() - c0
     return {
         "images": len(first) + rest,
         "after_first": rest,
         "startup_s": t1 - t0,
         "steady_s": t2 - t1,
         "epoch_s": t2 - t0,
-        "cpu_s": sum(c1[:4]) - sum(c0[:4]),
+        "cpu_s": cpu_s,
     }
 
 
@@ -372,15 +374,14 @@ def time_grid(path: Path, n_items: int, batch_size: int) -> dict[str, Any]:
     for name, items in (("first", first), ("spread", spread)):
         batches = [items[i : i + batch_size].tolist() for i in range(0, len(items), batch_size)]
         loader = DataLoader(grid, batch_sampler=batches, num_workers=0)
-        t0, c0 = time.perf_counter(), os.times()
-        count = sum(len(x) for x, _ in loader)
-        wall, cpu = time.perf_counter() - t0, sum(os.times()[:4]) - sum(c0[:4])
-        rate = count / wall
+        with timed() as t:
+            count = sum(len(x) for x, _ in loader)
+        rate = count / t.wall_s
         scales = grid._grid[np.unique(items // n)]
         out[name] = {
             "items": count,
-            "wall_s": wall,
-            "cpu_s": cpu,
+            "wall_s": t.wall_s,
+            "cpu_s": t.cpu_s,
             "images_per_s": rate,
             "scale_range": [float(scales.min()), float(scales.max())],
             "paper_grid_s_extrapolated": PAPER_GRID_ITEMS / rate,
@@ -438,24 +439,23 @@ def memory_of(
 
 def timed_build(out: Path, realisations: int, args: argparse.Namespace) -> tuple[Path, dict]:
     workers = args.build_workers or default_workers()
-    t0, c0 = time.perf_counter(), os.times()
-    path = build(
-        "dynamic-mnist",
-        out,
-        source=args.source,
-        download=False,
-        distribution=args.distribution,
-        realisations=realisations,
-        overwrite=True,
-        workers=workers,
-        **args.sizes,
-    )
-    t1, c1 = time.perf_counter(), os.times()
+    with timed() as t:
+        path = build(
+            "dynamic-mnist",
+            out,
+            source=args.source,
+            download=False,
+            distribution=args.distribution,
+            realisations=realisations,
+            overwrite=True,
+            workers=workers,
+            **args.sizes,
+        )
     row = {
         "realisations": realisations,
         "workers": workers,
-        "wall_s": t1 - t0,
-        "cpu_s": sum(c1[:4]) - sum(c0[:4]),  # this process and its reaped workers
+        "wall_s": t.wall_s,
+        "cpu_s": t.cpu_s,  # this process and its reaped workers
         "file_mb": path.stat().st_size / 1e6,
         "content_sha256": read_info(path).content_sha256,
     }
@@ -507,8 +507,7 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="1,000 / 200 / 2,000 splits, 1 repeat, 2,000 grid items",
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeats = 1
@@ -525,9 +524,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import torch
     from _memory import in_fresh_process
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = torch_threads(args.threads)
     loadavg_before = os.getloadavg()
     path, one = timed_build(work / "dynamic-mnist-r1.h5", 1, args)
     builds = [one]
@@ -544,8 +541,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     png_s = time.perf_counter() - t0
     png_mb = sum(Path(p).stat().st_size for p in paths) / 1e6
     print(f"wrote {len(paths):,} PNGs ({png_mb:.1f} MB) in {png_s:.1f} s", flush=True)
-    pad = 0 if args.padded_pngs else PAD
-    theirs = BastingPNGDataset(paths, cols["labels"], cols["scales"], ours.mean, ours.std, pad)
+    theirs = theirs_dataset(path, root, ours.mean, ours.std, args.padded_pngs)
 
     bs = args.batch_size
     n = len(ours)
@@ -575,8 +571,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             for kind in ("ours", "theirs")
         }
-    import multiprocessing as mp
-
     return {
         "cores": default_workers(),
         "torch_threads": threads,
@@ -605,10 +599,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 LABELS = {"ours": "ours", "theirs": "theirs", "ready": "ready*"}
-
-
-def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def report(r: dict[str, Any]) -> None:

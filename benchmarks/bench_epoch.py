@@ -44,13 +44,19 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
-from _outputs import run_and_report
-from PIL import Image
+from _outputs import (
+    add_output_options,
+    load_average,
+    run_and_report,
+    write_image_folder,
+    yes_no,
+)
+from _timing import Timing, cpu_seconds, rate_summary, sync, torch_threads
 
 from scale_datasets.build import build
 from scale_datasets.storage.format import realisation_group
@@ -73,20 +79,6 @@ BATCH = 128
 SESN_MEAN, SESN_STD = 0.0607, 0.2161  # the protocol constants SESN normalises with
 ATOL = 1e-6
 SEED = 0
-
-
-def write_pngs(path: Path, root: Path) -> tuple[int, int]:
-    """Realisation 0's train split as ``root/{label}/{i}.png`` (the stored uint8 pixels);
-    returns (images, bytes written)."""
-    key = f"{realisation_group(0)}/train"
-    with h5py.File(path, "r") as h5:
-        images = h5[f"{key}/images"][:]
-        labels = h5[f"{key}/labels"][:]
-    for label in np.unique(labels).tolist():
-        (root / str(label)).mkdir(parents=True, exist_ok=True)
-    for i in range(len(images)):
-        Image.fromarray(images[i]).save(root / str(labels[i]) / f"{i}.png")
-    return len(images), sum(p.stat().st_size for p in root.rglob("*.png"))
 
 
 def sesn_dataset(root: Path, mean: float, std: float) -> ImageFolder:
@@ -113,45 +105,16 @@ def sesn_loader(dataset: ImageFolder, workers: int, device: str) -> DataLoader:
     )
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        torch.cuda.synchronize()
-
-
-def cpu_seconds() -> float:
-    """User + system seconds of this process and its reaped children (DataLoader workers)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def sesn_epoch(
-    model: nn.Module, optimiser: torch.optim.Optimizer, loader: DataLoader, device: str
+def timed_epoch(
+    device: str, epoch: Callable[[float], tuple[float, int, float | None]]
 ) -> dict[str, Any]:
-    """SESN's training loop over one epoch: returns wall, start-up and CPU seconds, images and
-    the mean loss."""
-    import torch.nn.functional as F
-
-    model.train()
+    """``epoch(t0)`` trains one epoch and returns (loss summed over its images, images,
+    start-up seconds or None); timed whole, CUDA synchronised before each clock read: wall,
+    start-up and CPU seconds, images and the mean loss."""
     sync(device)
     t0, c0 = time.perf_counter(), cpu_seconds()
-    startup = None
-    seen = 0
-    losses = []
-    for x, y in loader:
-        if startup is None:
-            startup = time.perf_counter() - t0
-        x, y = x.to(device), y.to(device)
-        optimiser.zero_grad()
-        out = model(x)
-        loss = F.cross_entropy(out.logits if hasattr(out, "logits") else out, y)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.detach() * len(y))  # no device sync per batch
-        seen += len(y)
+    loss_sum, seen, startup = epoch(t0)
     sync(device)
-    loss_sum = float(sum(losses))
     return {
         "wall_s": time.perf_counter() - t0,
         "startup_s": startup,
@@ -161,22 +124,39 @@ def sesn_epoch(
     }
 
 
+def sesn_epoch(
+    model: nn.Module, optimiser: torch.optim.Optimizer, loader: DataLoader, device: str
+) -> dict[str, Any]:
+    """SESN's training loop over one epoch; start-up is iter() to the first batch."""
+    import torch.nn.functional as F
+
+    def epoch(t0: float) -> tuple[float, int, float | None]:
+        startup = None
+        seen = 0
+        losses = []
+        for x, y in loader:
+            if startup is None:
+                startup = time.perf_counter() - t0
+            x, y = x.to(device), y.to(device)
+            optimiser.zero_grad()
+            out = model(x)
+            loss = F.cross_entropy(out.logits if hasattr(out, "logits") else out, y)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.detach() * len(y))  # no device sync per batch
+            seen += len(y)
+        return float(sum(losses)), seen, startup
+
+    model.train()
+    return timed_epoch(device, epoch)
+
+
 def ours_epoch(
     model: nn.Module, optimiser: torch.optim.Optimizer, train: SplitData, epoch: int, device: str
 ) -> dict[str, Any]:
     from scale_eq.leaderboard.runner import train_epoch
 
-    sync(device)
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    loss_sum, seen = train_epoch(model, optimiser, train, epoch=epoch)
-    sync(device)
-    return {
-        "wall_s": time.perf_counter() - t0,
-        "startup_s": None,
-        "cpu_s": cpu_seconds() - c0,
-        "images": seen,
-        "loss": loss_sum / max(seen, 1),
-    }
+    return timed_epoch(device, lambda _: (*train_epoch(model, optimiser, train, epoch=epoch), None))
 
 
 def check_first_batch(train: SplitData, ref: ImageFolder) -> dict[str, Any]:
@@ -200,18 +180,11 @@ def check_first_batch(train: SplitData, ref: ImageFolder) -> dict[str, Any]:
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    walls = [r["wall_s"] for r in runs]
-    images = runs[0]["images"]
     startups = [r["startup_s"] for r in runs if r["startup_s"] is not None]
     return {
+        **rate_summary(runs[0]["images"], [Timing(r["wall_s"], r["cpu_s"]) for r in runs]),
         "runs": runs,
-        "images": images,
-        "median_s": statistics.median(walls),
-        "best_s": min(walls),
-        "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "median_startup_s": statistics.median(startups) if startups else None,
-        "images_per_s_median": images / statistics.median(walls),
-        "images_per_s_best": images / min(walls),
     }
 
 
@@ -234,8 +207,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="build 1,000 train / 200 val / 1,000 test, 1 repeat"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeats = 1
@@ -254,8 +226,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from scale_eq.leaderboard.runner import build_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    threads = torch_threads(args.threads)
     loadavg_before = os.getloadavg()
 
     # One-off costs.
@@ -280,7 +251,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     open_s = time.perf_counter() - t0
     root = work / "sesn-png-train"
     t0 = time.perf_counter()
-    n_png, png_bytes = write_pngs(path, root)
+    n_png, png_bytes = write_image_folder(path, f"{realisation_group(0)}/train", root)
     png_s = time.perf_counter() - t0
     print(f"wrote {n_png:,} PNGs in {png_s:.1f} s", flush=True)
 
@@ -331,7 +302,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else None,
         "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
         "torch_version": torch.__version__,
         "model": MODEL,
         "batch_size": BATCH,
@@ -376,8 +347,8 @@ def report(r: dict[str, Any]) -> None:
         f"{r['cores']} core(s), torch {r['torch_version']} with {r['torch_threads']} thread(s); "
         f"one warm-up epoch each, then median (best) of {r['repeats']} epoch(s), interleaved",
         f"first batch checked: {k['items']} items, normalised pixels equal to {ATOL:g}: "
-        f"{'yes' if k['pixels_equal'] else 'no'} (max |diff| {k['max_abs_diff']:.1e}); labels "
-        f"identical: {'yes' if k['labels_identical'] else 'no'}; normalisation "
+        f"{yes_no(k['pixels_equal'])} (max |diff| {k['max_abs_diff']:.1e}); labels "
+        f"identical: {yes_no(k['labels_identical'])}; normalisation "
         f"({norm['mean']:g}, {norm['std']:g})"
         + (
             " (the protocol constants, as the file gives)"
@@ -419,9 +390,7 @@ def report(r: dict[str, Any]) -> None:
         + "; SESN "
         + ", ".join(f"{x['loss']:.3f}" for x in r["pipelines"]["sesn"]["runs"])
         + " (same initial weights; the batch orders differ)",
-        f"  - load average before / after: {' '.join(f'{x:.2f}' for x in r['loadavg_before'])} /"
-        f" {' '.join(f'{x:.2f}' for x in r['loadavg_after'])} (wall >> cpu s, or repeats that"
-        " swing, mean a noisy run)",
+        f"  - {load_average(r)} (wall >> cpu s, or repeats that swing, mean a noisy run)",
     ]
     if r["workers"] > r["cores"]:
         lines.append(

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _outputs import run_and_report
+from _outputs import add_output_options, run_and_report
 
 from scale_datasets.build import build
 from scale_datasets.export import export
@@ -29,8 +29,7 @@ from scale_datasets.export import export
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small build at scale 2 only")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     return parser.parse_args()
 
 

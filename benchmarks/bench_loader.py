@@ -27,10 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
-import numpy as np
-from _outputs import run_and_report
-from PIL import Image
+from _outputs import add_output_options, run_and_report, write_image_folder, yes_no
 
 from scale_datasets.build import build
 from scale_datasets.storage.format import realisation_group
@@ -107,19 +104,6 @@ def time_epochs(
     )
 
 
-def write_image_folder(path: Path, split: str, realisation: int, root: Path) -> int:
-    """The split's images as ``root/{label}/{idx}.png``; returns the bytes written."""
-    key = f"{realisation_group(realisation)}/{split}"
-    with h5py.File(path, "r") as h5:
-        images = h5[f"{key}/images"][:]
-        labels = h5[f"{key}/labels"][:]
-    for label in np.unique(labels).tolist():
-        os.makedirs(os.path.join(root, str(label)), exist_ok=True)
-    for idx in range(len(images)):
-        Image.fromarray(images[idx]).save(os.path.join(root, str(labels[idx]), f"{idx}.png"))
-    return sum(p.stat().st_size for p in root.rglob("*.png"))
-
-
 def first_batch_check(ours: MNISTScale, ref: ImageFolder, batch_size: int) -> bool:
     """The first unshuffled batch of each path equals the other's samples of the same indices.
 
@@ -171,8 +155,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="build 2,000 train / 400 val / 5,000 test"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--keep", type=Path, help="write outputs here and keep them")
+    add_output_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.n_train = args.n_train or 2_000
@@ -228,7 +211,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if root.exists():
             shutil.rmtree(root)
         t0 = time.perf_counter()
-        png_bytes = write_image_folder(path, split, args.realisation, root)
+        _, png_bytes = write_image_folder(
+            path, f"{realisation_group(args.realisation)}/{split}", root
+        )
         png_write_s = time.perf_counter() - t0
         ref = ImageFolder(str(root), transform=Compose([Grayscale(1), ToTensor()]))
         print(f"split {split}: wrote {len(ref):,} PNGs in {png_write_s:.1f} s", flush=True)
@@ -301,7 +286,7 @@ def report(r: dict[str, Any]) -> None:
         lines.append(f"best ours / best ImageFolder: {s['ratio_best_vs_best']:.1f}x")
         lines.append(
             "first batch identical (pixels and labels, both directions): "
-            f"{'yes' if s['first_batch_identical'] else 'no'}"
+            f"{yes_no(s['first_batch_identical'])}"
         )
     if all_ratios:
         low, where = min(all_ratios)
