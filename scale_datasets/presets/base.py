@@ -64,6 +64,8 @@ class Preset:
     sources: ClassVar[tuple[str, ...]]  # names accepted by `--source`, the default first
     source_dir_help: ClassVar[str]  # what a `--source-dir` folder must hold
     streams: ClassVar[Streams]
+    # (mean, std) to normalise with when a file records no statistics of its own.
+    normalisation: ClassVar[tuple[Any, Any] | None] = None
     # Python that loads a built file, with {path} for its name (goes into the dataset card).
     loader_example: ClassVar[str] = (
         "from scale_datasets import ScaleDataset\n"
@@ -99,9 +101,6 @@ class Preset:
     def sample_shape(self, params: Any, source: Source) -> tuple[int, ...]:
         """The stored shape of one rendered sample (layout "pixels" only)."""
         raise NotImplementedError
-
-    # (mean, std) to normalise with when a file records no statistics of its own.
-    normalisation: ClassVar[tuple[Any, Any] | None] = None
 
     def describe(self, params: dict[str, Any]) -> list[str]:
         """Lines that `info` and the dataset card show about a file's params (as recorded: a

@@ -12,6 +12,7 @@ split (pixel values / 255) are computed at build time and stored with the realis
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,11 +68,6 @@ class DynamicMNISTParams(PresetParams):
             object.__setattr__(self, "test_distribution", "" if same else canonical)
         require(self.canvas <= 4096, "canvas", f"must be <= 4096, got {self.canvas}")
 
-    def law(self, split: str) -> ScaleLaw:
-        """The scale law of a split."""
-        spec = self.test_distribution if split == "test" and self.test_distribution else None
-        return parse_distribution(spec or self.distribution)
-
 
 class DynamicMNISTPreset(MnistLikeSources, Preset):
     name = "dynamic-mnist"
@@ -110,6 +106,8 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
         check_pool([params.n_train, params.n_val, params.n_test], labels)
         splits: list[SplitPlan] = []
         group_attrs: dict[str, dict[str, Any]] = {}
+        recorded = dataclasses.asdict(params)
+        laws = {split: _split_law(recorded, split) for split in SPLITS}
         for k in params.realisations:
             rng = self.streams.stream(params.seed, k, "split")
             members = two_step_split(labels, params.n_train, params.n_val, params.n_test, rng)
@@ -117,7 +115,7 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
             for split in SPLITS:
                 index = members[split]
                 draw = self.streams.stream(params.seed, k, f"scales/{split}")
-                scales = _drawn(params.law(split), draw, len(index))
+                scales = _drawn(laws[split], draw, len(index))
                 splits.append(split_plan(k, split, labels, index, "scales", scales))
                 if split == "train":
                     attrs.update(train_statistics(source.images[index], scales, params))
@@ -137,11 +135,11 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
         """The scales of epoch `epoch` (>= 1) of a split: the split's law, a stream of its own."""
         code = self.streams.purposes[f"redraw/{split}"]
         rng = keyed_generator(params["seed"], realisation, code, epoch)
-        return _drawn(_recorded_law(params, split), rng, n)
+        return _drawn(_split_law(params, split), rng, n)
 
     def bin_origin(self, params: dict[str, Any], split: str) -> float:
         """floor(28 min_s) of Basting's scale bin, min_s the lower bound of the split's law."""
-        return float(np.floor(28 * _recorded_law(params, split).support[0]))
+        return float(np.floor(28 * _split_law(params, split).support[0]))
 
     @staticmethod
     def scale_bins(origin: float, scales: np.ndarray) -> np.ndarray:
@@ -149,8 +147,9 @@ class DynamicMNISTPreset(MnistLikeSources, Preset):
         return (np.rint(28 * scales.astype(np.float64)) - origin).astype(np.int64)
 
 
-def _recorded_law(params: dict[str, Any], split: str) -> ScaleLaw:
-    """The law a file records for a split; a user law must be registered in this process."""
+def _split_law(params: dict[str, Any], split: str) -> ScaleLaw:
+    """The law of a split, from the params as a file records them (the test split's own law,
+    else the train law); a user law must be registered in this process."""
     spec = params["test_distribution"] if split == "test" else ""
     spec = spec or params["distribution"]
     try:
