@@ -146,7 +146,7 @@ def test_a_missing_problem_says_where_it_looked(tmp_path, capsys):
                 "--out", str(tmp_path / "o.h5")])  # fmt: skip
     assert code == 4
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "nosuchproblem" in err.lower()
+    assert len(err.splitlines()) == 1 and "nosuchproblem" in err.lower() and "looked in" in err
 
 
 def test_the_signals_recipe_trains_fourier_1d_and_scores_every_length(tmp_path):

@@ -101,7 +101,7 @@ class MNISTLargeScalePreset(MnistLikeSources, Preset):
 
     def describe(self, params: dict[str, Any]) -> list[str]:
         law = params.get("train_scale", "?")
-        law = "log-uniform on [1, 4] per digit" if law == "1-4" else f"{law}"
+        law = "log-uniform on [1, 4] per digit" if law == "1-4" else law
         return [
             f"RECONSTRUCTED preset (not the original files): train/val scale {law}; test at "
             "the training scale, and at the 17 scales 2^(k/4), k = -4..12, with "

@@ -103,14 +103,14 @@ def _read_idx(path: Path | str, ndim: int, what: str) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if any(d == 0 for d in dims[1:]):
         raise SourceCorruptError(f"{path}: IDX {what} of shape {dims}: empty samples")
-    if math.prod(dims) > MAX_PAYLOAD_BYTES:
+    expected = math.prod(dims)
+    if expected > MAX_PAYLOAD_BYTES:
         raise SourceCorruptError(
-            f"{path}: IDX {what} header declares {dims} = {math.prod(dims):,} bytes, more than "
+            f"{path}: IDX {what} header declares {dims} = {expected:,} bytes, more than "
             f"any MNIST-format file ({MAX_PAYLOAD_BYTES:,}); refused before decoding"
         )
     # The payload as declared, plus one byte to tell an oversized file, and never more.
-    data = _decoded(path, raw, header + math.prod(dims) + 1)
-    expected = math.prod(dims)
+    data = _decoded(path, raw, header + expected + 1)
     actual = len(data) - header
     if actual != expected:
         holds = f"file holds {actual}" if actual < expected else "file holds more"
