@@ -27,6 +27,7 @@ import tempfile
 import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,11 @@ def _process_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[An
     # prints no tracebacks; the parent blocks them only meanwhile (milliseconds), so one that
     # arrives then is delivered to it afterwards, never lost.
     blocking = hasattr(signal, "pthread_sigmask")
+    if blocking:
+        # Spawning the first worker would also start multiprocessing's resource tracker, which
+        # then SIG_UNBLOCKs these very signals in this thread (bpo-33613's guard for its own
+        # child), so the workers would be born unprotected: start it before blocking them.
+        resource_tracker.ensure_running()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS) if blocking else None
     try:
         with _main_module_hidden():

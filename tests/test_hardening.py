@@ -492,6 +492,35 @@ def test_a_sigterm_while_workers_start_is_not_lost(fake_source, tmp_path, capsys
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+def test_the_first_workers_of_a_process_survive_a_sigterm_to_the_group(tmp_path):
+    """Spawning the first workers of a process also starts multiprocessing's resource tracker,
+    which unblocks SIGTERM as it does: the workers must still be born with it blocked."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "group.py"
+    script.write_text(
+        "import contextlib, os, signal\n"
+        "import numpy as np\n"
+        "from scale_datasets import parallel\n"
+        "noted = []\n"
+        "signal.signal(signal.SIGTERM, lambda *_: noted.append(1))\n"
+        "real = parallel._main_module_hidden\n"
+        "@contextlib.contextmanager\n"
+        "def starting():\n"
+        "    with real():\n"
+        "        yield\n"
+        "    os.killpg(0, signal.SIGTERM)  # the workers are still importing\n"
+        "parallel._main_module_hidden = starting\n"
+        "out = list(parallel.ordered_map([(np.add, (k,)) for k in range(4)], np.zeros(3), 2))\n"
+        "print(len(out), len(noted))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, start_new_session=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["4", "1"] and "Traceback" not in proc.stderr
+
+
 def test_an_out_of_range_float_is_one_line_without_warnings(fake_source, tmp_path, capsys):
     args = [
         "build",
