@@ -36,6 +36,8 @@ import numpy as np
 
 START_METHOD = "spawn"
 TASKS_IN_FLIGHT_PER_WORKER = 2
+# Scratch folders are named <prefix><pid>-<random>, so a later build can remove a dead one's.
+SCRATCH_PREFIX = "scale-datasets-"
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -113,17 +115,14 @@ def ordered_map(tasks: Iterable[Task], state: Any, workers: int) -> Iterator[Any
         yield from _process_map(tasks, state, workers)
 
 
-SCRATCH_PREFIX = "scale-datasets-"
-
-
 def _sweep_stale_scratch() -> None:
     """Remove the scratch folders (``scale-datasets-<pid>-*``, the pool shared with workers)
     of builds whose process is gone: a SIGKILL leaves them behind."""
-    from .storage.atomic import pid_alive
+    from .storage.atomic import left_by_dead_processes
 
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+    scratch = Path(tempfile.gettempdir())
+    for folder in left_by_dead_processes(scratch, SCRATCH_PREFIX, tagged=True):
+        if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -12,7 +12,12 @@ import h5py
 import pytest
 from scale_datasets.cli.app import run
 
-SMALL_ARGS = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--workers", "1"]
+SIZES = ["--n-train", "120", "--n-val", "30", "--n-test", "250"]
+SMALL_ARGS = [*SIZES, "--workers", "1"]
+
+
+def _build_args(source: Path, out: Path) -> list[str]:
+    return ["build", "mnist-scale", "--source-dir", str(source), "--out", str(out)]
 
 
 def _one_line(text: str) -> str:
@@ -79,7 +84,7 @@ def test_crafted_files_give_one_line_and_exit_3(
 )
 def test_huge_realisation_counts_and_ids_exit_2(fake_source, tmp_path, capsys, option, message):
     out = tmp_path / "x.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    args = _build_args(fake_source, out)
     assert run([*args, *SMALL_ARGS, *option]) == 2
     line = _one_line(capsys.readouterr().err)
     assert message in line, line
@@ -88,7 +93,7 @@ def test_huge_realisation_counts_and_ids_exit_2(fake_source, tmp_path, capsys, o
 
 def test_a_250_character_output_name_builds(fake_source, tmp_path, capsys):
     out = tmp_path / ("m" * 247 + ".h5")
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    args = _build_args(fake_source, out)
     assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 0
     assert out.is_file() and len(out.name) == 250
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
@@ -102,7 +107,7 @@ def test_merge_of_a_shard_with_a_malformed_shard_attribute_exits_3(
     shards = []
     for i in (1, 2):
         out = tmp_path / f"s{i}.h5"
-        args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+        args = _build_args(fake_source, out)
         assert run([*args, *SMALL_ARGS, "--realisations", "1", "--shard", f"{i}/2"]) == 0
         shards.append(out)
     capsys.readouterr()
@@ -163,9 +168,8 @@ def test_workers_beyond_the_cores_are_capped_with_a_note(fake_source, tmp_path, 
     from scale_datasets.parallel import default_workers
 
     out = tmp_path / "w.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
-    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
-    assert run([*args, *small, "--realisations", "1", "--workers", "1000"]) == 0
+    args = _build_args(fake_source, out)
+    assert run([*args, *SIZES, "--realisations", "1", "--workers", "1000"]) == 0
     err = capsys.readouterr().err
     assert f"workers: 1000 asked, capped at the {default_workers()} usable core(s)" in err
     assert "Traceback" not in err and out.is_file()
@@ -195,8 +199,8 @@ def test_verbose_log_lines_are_not_wrapped_in_a_pipe(fake_source, tmp_path):
 
     out = tmp_path / ("a-long-output-name-" * 4 + ".h5")
     proc = subprocess.run(
-        [sys.executable, "-m", "scale_datasets", "-v", "build", "mnist-scale", "--source-dir",
-         str(fake_source), "--out", str(out), *SMALL_ARGS, "--realisations", "1"],
+        [sys.executable, "-m", "scale_datasets", "-v", *_build_args(fake_source, out),
+         *SMALL_ARGS, "--realisations", "1"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -242,9 +246,8 @@ def test_a_build_sweeps_stale_temps_and_scratch_of_dead_processes(fake_source, t
     scratch = Path(tempfile.gettempdir()) / f"scale-datasets-{DEAD_PID}-abcd"
     scratch.mkdir(exist_ok=True)
     (scratch / "state.npy").write_bytes(b"pool")
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
-    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
-    assert run([*args, *small, "--realisations", "1", "--workers", "2"]) == 0
+    args = _build_args(fake_source, out)
+    assert run([*args, *SIZES, "--realisations", "1", "--workers", "2"]) == 0
     capsys.readouterr()
     assert out.is_file() and not stale.exists() and other.exists()
     assert not scratch.exists() and live.exists()
@@ -261,15 +264,17 @@ def test_sigkill_mid_build_leaves_quiet_workers_and_the_next_build_cleans_up(
     import time
 
     out = tmp_path / "k.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out),
-            "--n-train", "120", "--n-val", "30", "--n-test", "250", "--realisations", "200",
-            "--workers", "2"]  # fmt: skip
+    args = [*_build_args(fake_source, out), *SIZES]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scale_datasets", *args],
+        [sys.executable, "-m", "scale_datasets", *args, "--realisations", "200", "--workers", "2"],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
+
+    def scratch() -> list[Path]:
+        return list(Path(tempfile.gettempdir()).glob(f"scale-datasets-{proc.pid}-*"))
+
     deadline = time.monotonic() + 120
-    while not any(".tmp-" in p.name for p in tmp_path.iterdir()):
+    while not (scratch() and any(".tmp-" in p.name for p in tmp_path.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, "the build ended early"
         time.sleep(0.05)
     time.sleep(0.5)  # well into rendering
@@ -278,13 +283,11 @@ def test_sigkill_mid_build_leaves_quiet_workers_and_the_next_build_cleans_up(
     time.sleep(2)  # the orphaned workers notice and exit
     err = proc.stderr.read()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
-    scratch = list(Path(tempfile.gettempdir()).glob(f"scale-datasets-{proc.pid}-*"))
-    leftovers = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
-    assert leftovers  # what a SIGKILL leaves: the next build cleans it
-    small = ["--n-train", "120", "--n-val", "30", "--n-test", "250", "--realisations", "1"]
-    assert run([*args[:6], *small, "--overwrite"]) == 0
+    temps, scratches = [p for p in tmp_path.iterdir() if ".tmp-" in p.name], scratch()
+    assert temps and scratches  # what a SIGKILL leaves: the next build cleans it
+    assert run([*args, "--realisations", "1", "--overwrite"]) == 0
     capsys.readouterr()
-    assert not any(p.exists() for p in leftovers + scratch)
+    assert not any(p.exists() for p in temps + scratches)
 
 
 def test_a_signal_before_the_rename_aborts_and_one_after_it_succeeds(fake_source, tmp_path, capsys):
@@ -326,7 +329,7 @@ def test_a_signal_before_the_rename_aborts_and_one_after_it_succeeds(fake_source
 def test_a_card_that_cannot_be_written_is_a_warning(fake_source, tmp_path, capsys):
     out = tmp_path / "c.h5"
     (tmp_path / "c.card.md").mkdir()  # a folder where the card goes
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    args = _build_args(fake_source, out)
     assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 0
     err = capsys.readouterr().err
     assert "dataset card not written" in err and "Traceback" not in err
@@ -423,7 +426,7 @@ def test_a_full_disk_is_one_line_naming_the_output(fake_source, tmp_path, capsys
 
     monkeypatch.setattr(build_module.StreamingWriter, "finish", full)
     out = tmp_path / "full.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    args = _build_args(fake_source, out)
     assert run([*args, *SMALL_ARGS, "--realisations", "1"]) == 1
     line = _one_line(capsys.readouterr().err)
     assert line == f"error: no space left on device while writing: {out}"
@@ -443,10 +446,7 @@ def test_a_source_file_that_is_not_a_file_is_named_as_such(fake_source, tmp_path
         (folder / "b").symlink_to(folder / "a")
         target.symlink_to(folder / "a")
         words = "has train-images-idx3-ubyte.gz as a broken or looping symlink"
-    code = run(
-        ["build", "mnist-scale", "--source-dir", str(folder), "--out", str(tmp_path / "o.h5")]
-    )
-    assert code == 4
+    assert run(_build_args(folder, tmp_path / "o.h5")) == 4
     assert words in _one_line(capsys.readouterr().err)
 
 
@@ -460,7 +460,7 @@ def test_a_build_that_cannot_fit_is_refused_with_the_estimate(
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(build_module.shutil, "disk_usage", lambda _p: usage(10**9, 0, 10**8))
     out = tmp_path / "big.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
+    args = _build_args(fake_source, out)
     assert run([*args, *SMALL_ARGS, "--realisations", "1", "--canvas", "4096"]) == 2
     line = _one_line(capsys.readouterr().err)
     # 400 samples of 4096 x 4096 uint8: 6.7 GB raw, about 1.7 GB gzipped, 0.1 GB free
@@ -485,9 +485,8 @@ def test_a_sigterm_while_workers_start_is_not_lost(fake_source, tmp_path, capsys
 
     monkeypatch.setattr(parallel, "_main_module_hidden", terminated_meanwhile)
     out = tmp_path / "t.h5"
-    args = ["build", "mnist-scale", "--source-dir", str(fake_source), "--out", str(out)]
-    small = [a for a in SMALL_ARGS if a not in ("--workers", "1")]
-    assert run([*args, *small, "--realisations", "1", "--workers", "2"]) == 143
+    args = _build_args(fake_source, out)
+    assert run([*args, *SIZES, "--realisations", "1", "--workers", "2"]) == 143
     assert _one_line(capsys.readouterr().err) == "error: terminated"
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
@@ -522,15 +521,7 @@ def test_the_first_workers_of_a_process_survive_a_sigterm_to_the_group(tmp_path)
 
 
 def test_an_out_of_range_float_is_one_line_without_warnings(fake_source, tmp_path, capsys):
-    args = [
-        "build",
-        "mnist-scale",
-        "--source-dir",
-        str(fake_source),
-        "--out",
-        str(tmp_path / "x.h5"),
-    ]
-    assert run([*args, "--max-scale", "1e308"]) == 2
+    assert run([*_build_args(fake_source, tmp_path / "x.h5"), "--max-scale", "1e308"]) == 2
     err = capsys.readouterr().err
     assert _one_line(err).startswith("error: max_scale: 1e+308 is out of range")
     assert "Warning" not in err

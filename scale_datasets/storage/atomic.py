@@ -45,18 +45,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale_temps(out: Path) -> list[Path]:
-    """Remove the temporary files of earlier writes of ``out`` whose process is gone (a
-    SIGKILL, a power cut): ``<out>.tmp-<pid>`` with a dead pid. Returns what was removed."""
+def left_by_dead_processes(folder: Path, prefix: str, tagged: bool = False) -> list[Path]:
+    """The entries of ``folder`` named ``<prefix><pid>`` (``tagged``: ``<prefix><pid>-<tag>``)
+    whose process is gone: what a SIGKILL or a power cut left behind."""
+    found = []
+    for entry in folder.glob(glob.escape(prefix) + "*"):
+        pid = entry.name[len(prefix) :]
+        if tagged:
+            pid, dash, _ = pid.partition("-")
+            if not dash:
+                continue
+        if pid.isdigit() and not pid_alive(int(pid)):
+            found.append(entry)
+    return found
+
+
+def sweep_stale_temps(out: Path) -> None:
+    """Remove the temporary files of earlier writes of ``out`` whose process is gone:
+    ``<out>.tmp-<pid>`` with a dead pid."""
     prefix = temp_path_for(out, 0).name[: -len(".tmp-0")] + ".tmp-"
-    removed = []
-    for candidate in out.parent.glob(glob.escape(prefix) + "*"):
-        tail = candidate.name[len(prefix) :]
-        if tail.isdigit() and not pid_alive(int(tail)):
-            with contextlib.suppress(OSError):
-                candidate.unlink()
-                removed.append(candidate)
-    return removed
+    for candidate in left_by_dead_processes(out.parent, prefix):
+        with contextlib.suppress(OSError):
+            candidate.unlink()
 
 
 def check_can_create(out: Path, overwrite: bool) -> None:
