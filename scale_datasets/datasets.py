@@ -120,7 +120,6 @@ class ScaleDataset(Dataset):
         # always, since render_batch needs it.
         self.return_scale = return_scale or render_on == "device"
         self.return_scale_bin = return_scale_bin
-        self.epoch = 0
         # The epoch, in shared memory for per-epoch redraws: DataLoader workers read it.
         self._epoch_cell = torch.zeros(1, dtype=torch.int64)
         if redraw == "per-epoch":
@@ -140,7 +139,7 @@ class ScaleDataset(Dataset):
             self._op_params: dict[str, Any] = render["params"]
             self.plan_column: str = render["column"]
             self._check_options()
-            self._check_preset_features(return_scale_bin)
+            self._check_preset_features()
             if self.layout == "on-access" and "shard" in h5.attrs:
                 raise InvalidParameterError(
                     f"path: {self.path} is one shard of an on-access build (its /base holds only "
@@ -162,8 +161,8 @@ class ScaleDataset(Dataset):
             self.mean: Any = _statistic(statistics["train_mean"]) if recorded else fallback[0]
             self.std: Any = _statistic(statistics["train_std"]) if recorded else fallback[1]
             # The stored samples (pixels) or the source pool (on-access) this split reads.
-            self._samples_name = f"{self._key}/images" if self.layout == "pixels" else None
-            self._samples_name = self._samples_name or f"{BASE_GROUP}/images"
+            pixels = self.layout == "pixels"
+            self._samples_name = f"{self._key}/images" if pixels else f"{BASE_GROUP}/images"
             stored = member(h5, self._samples_name)
             self.base_shape: tuple[int, ...] = tuple(stored.shape[1:])
             self._rows: np.ndarray | None = None  # item -> row of _samples (on-access)
@@ -233,13 +232,13 @@ class ScaleDataset(Dataset):
                     f"resolution: must be in 1..4096, got {self.resolution}"
                 )
 
-    def _check_preset_features(self, return_scale_bin: bool) -> None:
+    def _check_preset_features(self) -> None:
         """Per-epoch draws and scale bins come from the file's preset (and law): check they
         exist when the dataset opens, not at the first item."""
         preset = self._preset
         if self.redraw == "per-epoch" and not hasattr(preset, "redraw"):
             raise InvalidParameterError(f"redraw: {self.preset} files have no per-epoch draws")
-        if return_scale_bin:
+        if self.return_scale_bin:
             if not hasattr(preset, "bin_origin"):
                 raise InvalidParameterError(
                     f"return_scale_bin: {self.preset} files have no scale bins"
@@ -284,13 +283,17 @@ class ScaleDataset(Dataset):
         epoch is shared memory, so DataLoader workers, persistent ones too, draw the same."""
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise InvalidParameterError(f"epoch: must be an int >= 0, got {epoch!r}")
-        self.epoch = int(epoch)
-        self._epoch_cell[0] = self.epoch
+        self._epoch_cell[0] = int(epoch)
         self._sync_epoch()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch last set with `set_epoch` (0 until then), in this process or any other."""
+        return int(self._epoch_cell[0])
 
     def _sync_epoch(self) -> None:
         """Draw this process's scales for the shared epoch when they are another epoch's."""
-        epoch = int(self._epoch_cell[0])
+        epoch = self.epoch
         if self.redraw != "per-epoch" or epoch == self._drawn_epoch:
             return
         if epoch == 0:
@@ -344,19 +347,22 @@ class ScaleDataset(Dataset):
             raise IndexError(f"index {int(idx[bad][0])} out of range for {n} samples")
         return idx % n if n else idx
 
-    def _render(self, idx: np.ndarray) -> list[torch.Tensor]:
-        """The items' samples as float32 tensors (C, H, W), from the cache where it has them."""
+    def _render(
+        self, idx: np.ndarray, positions: np.ndarray, values: np.ndarray
+    ) -> list[torch.Tensor]:
+        """The items' samples as float32 tensors (C, H, W), from the cache where it has them
+        (`positions` and `values`: the items' `_sample_values`)."""
         if self._cache is None:
-            return self._render_uncached(idx)
+            return self._render_uncached(positions, values)
         missing = np.array([n for n, i in enumerate(idx) if self._cache[i] is None], dtype=np.int64)
         if len(missing):
-            for n, sample in zip(missing, self._render_uncached(idx[missing]), strict=True):
+            rendered = self._render_uncached(positions[missing], values[missing])
+            for n, sample in zip(missing, rendered, strict=True):
                 self._cache[idx[n]] = sample
         return [self._cache[i] for i in idx]
 
-    def _render_uncached(self, idx: np.ndarray) -> list[torch.Tensor]:
-        samples, values = self._sample_values(idx)
-        stored = self._stored(samples)
+    def _render_uncached(self, positions: np.ndarray, values: np.ndarray) -> list[torch.Tensor]:
+        stored = self._stored(positions)
         if self.layout == "pixels":
             return list(as_float_samples(stored).unbind(0))
         return render_samples(self._op, self._op_params, stored, values, self.base_transform)
@@ -405,7 +411,7 @@ class ScaleDataset(Dataset):
                 (base, int(self.labels[p]), *extra)
                 for base, p, extra in zip(stored, positions, self._extras(values), strict=True)
             ]
-        samples = self._render(idx)
+        samples = self._render(idx, positions, values)
         extras = self._extras(values)
         return [
             self._item(sample, int(p), extra)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 from .storage.atomic import atomic_output, check_can_create
+from .storage.format import SPLITS
 from .storage.reader import read_info
 
 __all__ = ["EXPORT_FORMATS", "export", "large_scale_file_names"]
@@ -131,8 +132,8 @@ def export_mnist_large_scale(
         raise InvalidParameterError(f"out: {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     canvas = int(info.params["canvas"])
-    splits = {s: ScaleDataset(path, s, realisation) for s in ("train", "val", "test")}
-    sizes = tuple(len(splits[s]) for s in ("train", "val", "test"))
+    splits = {s: ScaleDataset(path, s, realisation) for s in SPLITS}
+    sizes = tuple(len(ds) for ds in splits.values())
     main, tests = large_scale_file_names(info.params["train_scale"], sizes, canvas, TEST_SCALES)
     targets = [out / main] + ([out / t for t in tests] if test_scales else [])
     for target in targets:  # before any work
