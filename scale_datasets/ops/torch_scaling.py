@@ -145,18 +145,17 @@ def scale_on_canvas_torch(
         raise InvalidParameterError(
             f"compute_dtype must be torch.float32 or torch.float64, got {compute_dtype}"
         )
-    s = _checked_scales(scales, b, device)
+    geometry_device = device if device.type != "mps" else torch.device("cpu")  # no float64
+    s = _checked_scales(scales, b, geometry_device)
     out = torch.zeros((b, ch, cw), dtype=torch.uint8, device=device)
     if b == 0:
         return out
-    geometry_device = device if device.type != "mps" else torch.device("cpu")  # no float64
     (mt, mb), (ml, mr) = _margins(h, ch), _margins(w, cw)
     step = _CPU_CHUNK if device.type == "cpu" else _DEVICE_CHUNK
     for start in range(0, b, step):
         part = slice(start, start + step)
-        s_geo = s[part].to(geometry_device)
-        wy = _weights(s_geo, h, ch, interpolation, compute_dtype).to(device)
-        wx = _weights(s_geo, w, cw, interpolation, compute_dtype).to(device)
+        wy = _weights(s[part], h, ch, interpolation, compute_dtype).to(device)
+        wx = _weights(s[part], w, cw, interpolation, compute_dtype).to(device)
         source = torch.nn.functional.pad(digits[part].to(compute_dtype), (ml, mr, mt, mb))
         # Row pass (along x) first, as Pillow: (b, rows, cols) @ (b, cols, cw) -> (b, rows, cw).
         rendered = torch.bmm(wy, torch.bmm(source, wx.transpose(1, 2)))
@@ -173,10 +172,9 @@ def _describe(value: object) -> str:
 
 def _checked_scales(scales: Any, b: int, device: torch.device) -> torch.Tensor:
     """``scales`` checked on the host (`scaling.check_scales`: B floats, a negligible copy) as a
-    float64 ``(b,)`` tensor on ``device`` (or the CPU for MPS)."""
+    float64 ``(b,)`` tensor on ``device``."""
     if isinstance(scales, torch.Tensor):
         scales = scales.detach().cpu().numpy()
     elif not isinstance(scales, np.ndarray):
         raise InvalidParameterError(f"scales must be a (B,) tensor, got {_describe(scales)}")
-    target = device if device.type != "mps" else torch.device("cpu")
-    return torch.from_numpy(check_scales(scales, b)).to(target)
+    return torch.from_numpy(check_scales(scales, b)).to(device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import h5py
 import numpy as np
 
 from .format import canonical_json
@@ -99,22 +100,19 @@ def _plain(value: object) -> object:
     return value
 
 
-def attributes_digest(h5: object) -> str:
+def attributes_digest(h5: h5py.File) -> str:
     """sha256 over every attribute a reader relies on (all but `UNCOVERED_ATTRIBUTES`) of the
     file, its groups and its datasets, each with the object it sits on; so a
     changed, added or removed attribute (a realisation's id, the preset, the source record, a
     group's statistics) changes the digest."""
-    import h5py
-
     objects: dict[str, dict[str, object]] = {}
 
-    def collect(name: str, obj: object) -> None:
-        attrs = obj.attrs  # type: ignore[attr-defined]
+    def collect(name: str, obj: h5py.File | h5py.Group | h5py.Dataset) -> None:
+        attrs = obj.attrs
         objects[name] = {
             key: _plain(attrs[key]) for key in sorted(attrs) if key not in UNCOVERED_ATTRIBUTES
         }
 
-    assert isinstance(h5, h5py.File)
     collect("/", h5)
     h5.visititems(collect)
     return hashlib.sha256(canonical_json(objects).encode()).hexdigest()

@@ -162,15 +162,14 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
             )
 
     h5.visititems(visit)
-    for group_name in h5:
-        group = h5[group_name]
+    for group in h5.values():
         if not isinstance(group, h5py.Group):
             continue
-        for split in [group, *(group[n] for n in group if isinstance(group[n], h5py.Group))]:
+        for split in [group, *(g for g in group.values() if isinstance(g, h5py.Group))]:
             rows = {
-                n: split[n].shape[0]
-                for n in split
-                if isinstance(split[n], h5py.Dataset) and n != "index" and split[n].ndim
+                n: member.shape[0]
+                for n, member in split.items()
+                if isinstance(member, h5py.Dataset) and n != "index" and member.ndim
             }
             if len(set(rows.values())) > 1:
                 detail = ", ".join(f"{n} {r}" for n, r in sorted(rows.items()))
