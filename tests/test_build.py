@@ -32,15 +32,13 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _small(out: Path, source: Path, **options: object) -> Path:
+    """An mnist-scale build of ``source`` at the SMALL split sizes."""
+    return build("mnist-scale", out, source_dir=source, **SMALL, **options)
+
+
 def test_legacy_centre_renders_about_torchvisions_old_centre(fake_source, tmp_path):
-    path = build(
-        "mnist-scale",
-        tmp_path / "legacy.h5",
-        source_dir=fake_source,
-        realisations=1,
-        centre="legacy",
-        **SMALL,
-    )
+    path = _small(tmp_path / "legacy.h5", fake_source, realisations=1, centre="legacy")
     source = load_mnist_like(source_dir=fake_source)
     with h5py.File(path, "r") as h5:
         g = h5["realisation_0/val"]
@@ -88,9 +86,7 @@ def test_pixels_equal_pil_for_every_stored_sample(small_build: Path, fake_source
 
 
 def test_same_params_same_hash_across_runs_and_worker_counts(small_build, fake_source, tmp_path):
-    again = build(
-        "mnist-scale", tmp_path / "a.h5", source_dir=fake_source, realisations=2, workers=2, **SMALL
-    )
+    again = _small(tmp_path / "a.h5", fake_source, realisations=2, workers=2)
     assert read_info(again).content_sha256 == read_info(small_build).content_sha256
     first, second = _arrays(small_build), _arrays(again)
     assert first.keys() == second.keys()
@@ -99,15 +95,7 @@ def test_same_params_same_hash_across_runs_and_worker_counts(small_build, fake_s
 
 def test_three_shards_merged_equal_one_build(small_build, fake_source, tmp_path):
     shards = [
-        build(
-            "mnist-scale",
-            tmp_path / f"s{i}.h5",
-            source_dir=fake_source,
-            realisations=2,
-            workers=1,
-            shard=f"{i}/3",
-            **SMALL,
-        )
+        _small(tmp_path / f"s{i}.h5", fake_source, realisations=2, workers=1, shard=f"{i}/3")
         for i in (3, 1, 2)
     ]
     assert read_info(shards[1]).shard == {"index": 1, "count": 3}
@@ -120,25 +108,8 @@ def test_three_shards_merged_equal_one_build(small_build, fake_source, tmp_path)
 
 
 def test_merge_refuses_incomplete_or_foreign_shards(fake_source, tmp_path):
-    one = build(
-        "mnist-scale",
-        tmp_path / "s1.h5",
-        source_dir=fake_source,
-        realisations=1,
-        workers=1,
-        shard="1/2",
-        **SMALL,
-    )
-    other = build(
-        "mnist-scale",
-        tmp_path / "o2.h5",
-        source_dir=fake_source,
-        realisations=1,
-        workers=1,
-        shard="2/2",
-        seed=5,
-        **SMALL,
-    )
+    one = _small(tmp_path / "s1.h5", fake_source, realisations=1, workers=1, shard="1/2")
+    other = _small(tmp_path / "o2.h5", fake_source, realisations=1, workers=1, shard="2/2", seed=5)
     with pytest.raises(Exception, match=r"need shards 1/2 \.\. 2/2"):
         merge([one], tmp_path / "m.h5")
     with pytest.raises(Exception, match="differ in params"):
@@ -147,14 +118,7 @@ def test_merge_refuses_incomplete_or_foreign_shards(fake_source, tmp_path):
 
 
 def test_one_realisation_alone_equals_it_among_others(small_build, fake_source, tmp_path):
-    alone = build(
-        "mnist-scale",
-        tmp_path / "r1.h5",
-        source_dir=fake_source,
-        realisation_ids=(1,),
-        workers=1,
-        **SMALL,
-    )
+    alone = _small(tmp_path / "r1.h5", fake_source, realisation_ids=(1,), workers=1)
     with h5py.File(alone, "r") as a, h5py.File(small_build, "r") as b:
         assert (
             a["realisation_1"].attrs["content_sha256"] == b["realisation_1"].attrs["content_sha256"]
@@ -185,24 +149,15 @@ def test_card_is_written_next_to_the_file(small_build: Path):
 def test_existing_output_is_kept_without_overwrite(small_build, fake_source):
     before = small_build.stat().st_mtime_ns
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        build("mnist-scale", small_build, source_dir=fake_source, realisations=2, **SMALL)
+        _small(small_build, fake_source, realisations=2)
     assert small_build.stat().st_mtime_ns == before
 
 
 def test_overwrite_replaces(fake_source, tmp_path):
     out = tmp_path / "o.h5"
-    build("mnist-scale", out, source_dir=fake_source, realisations=1, workers=1, **SMALL)
+    _small(out, fake_source, realisations=1, workers=1)
     first = read_info(out).content_sha256
-    build(
-        "mnist-scale",
-        out,
-        source_dir=fake_source,
-        realisations=1,
-        workers=1,
-        seed=3,
-        overwrite=True,
-        **SMALL,
-    )
+    _small(out, fake_source, realisations=1, workers=1, seed=3, overwrite=True)
     assert read_info(out).content_sha256 != first
     assert _leftovers(tmp_path) == []
 
@@ -219,14 +174,7 @@ def test_a_full_disk_leaves_no_file(fake_source, tmp_path, monkeypatch):
 
     monkeypatch.setattr(StreamingWriter, "write", failing_write)
     with pytest.raises(OSError, match="no space left on device while writing"):
-        build(
-            "mnist-scale",
-            tmp_path / "full.h5",
-            source_dir=fake_source,
-            realisations=1,
-            workers=1,
-            **SMALL,
-        )
+        _small(tmp_path / "full.h5", fake_source, realisations=1, workers=1)
     assert not (tmp_path / "full.h5").exists()
     assert _leftovers(tmp_path) == []
 
@@ -240,24 +188,10 @@ def test_many_chunks_per_block_and_a_padded_last_chunk(fake_source, tmp_path, mo
     from scale_datasets import build as build_module
     from scale_datasets.storage import format as storage_format
 
-    plain = build(
-        "mnist-scale",
-        tmp_path / "plain.h5",
-        source_dir=fake_source,
-        realisations=1,
-        workers=1,
-        **SMALL,
-    )
+    plain = _small(tmp_path / "plain.h5", fake_source, realisations=1, workers=1)
     monkeypatch.setattr(storage_format, "TARGET_CHUNK_BYTES", 784 * 7)
     monkeypatch.setattr(build_module, "BLOCK_BYTES", 784 * 7 * 3)
-    small = build(
-        "mnist-scale",
-        tmp_path / "small.h5",
-        source_dir=fake_source,
-        realisations=1,
-        workers=workers,
-        **SMALL,
-    )
+    small = _small(tmp_path / "small.h5", fake_source, realisations=1, workers=workers)
     verify_file(small)
     assert read_info(small).content_sha256 == read_info(plain).content_sha256
     with h5py.File(plain, "r") as a, h5py.File(small, "r") as b:
@@ -278,29 +212,15 @@ def test_big_tasks_and_big_results_do_not_deadlock_the_workers():
 
 
 def test_realisation_order_does_not_change_the_file(fake_source, tmp_path):
-    a = build(
-        "mnist-scale",
-        tmp_path / "a.h5",
-        source_dir=fake_source,
-        workers=1,
-        realisation_ids=(1, 0),
-        **SMALL,
-    )
-    b = build(
-        "mnist-scale",
-        tmp_path / "b.h5",
-        source_dir=fake_source,
-        workers=1,
-        realisation_ids=(0, 1),
-        **SMALL,
-    )
+    a = _small(tmp_path / "a.h5", fake_source, workers=1, realisation_ids=(1, 0))
+    b = _small(tmp_path / "b.h5", fake_source, workers=1, realisation_ids=(0, 1))
     assert read_info(a).content_sha256 == read_info(b).content_sha256
     assert read_info(a).params["realisations"] == [0, 1]
 
 
 def test_workers_must_be_positive(fake_source, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"^workers: must be >= 1, got 0"):
-        build("mnist-scale", tmp_path / "w.h5", source_dir=fake_source, workers=0, **SMALL)
+        _small(tmp_path / "w.h5", fake_source, workers=0)
     assert not (tmp_path / "w.h5").exists()
 
 
